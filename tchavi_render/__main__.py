@@ -1,0 +1,5 @@
+"""`python -m tchavi_render` runs the CLI."""
+
+from tchavi_render.cli.main import main
+
+main()

@@ -1,0 +1,113 @@
+"""The command group: parses arguments, dispatches to one module per verb, maps errors to exits.
+
+Verbs are imported only when invoked, so `--help` and `--version` stay fast and import
+none of PyAV, starlette or rich.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tchavi_render import __version__
+from tchavi_render.errors import TchaviRenderError
+
+# verb -> (module, attribute, one-line help). The help lives here so listing the verbs
+# imports none of them.
+VERBS: dict[str, tuple[str, str, str]] = {
+    "validate": ("tchavi_render.cli.validate", "validate", "Check a spec; report every error."),
+    "schema": ("tchavi_render.cli.schema", "schema", "Print the spec's JSON Schema."),
+    "plan": ("tchavi_render.cli.plan", "plan", "Show what apply would render, and its cost."),
+    "apply": ("tchavi_render.cli.apply", "apply", "Render what changed; update the lock."),
+    "show": ("tchavi_render.cli.show", "show", "Show what the lock says was rendered."),
+    "cache": ("tchavi_render.cli.cache", "cache", "Inspect or clean the render cache."),
+    "emulator": ("tchavi_render.cli.emulator", "emulator", "Serve the Tchavi API emulator."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose verbs are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in VERBS if _verb_available(name)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in VERBS or not _verb_available(cmd_name):
+            return None
+        module_name, attribute, _ = VERBS[cmd_name]
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return handle_errors(ctx, lambda: super(LazyGroup, self).invoke(ctx))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, VERBS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _verb_available(name: str) -> bool:
+    module_name = VERBS[name][0]
+    relative = module_name.replace(".", "/") + ".py"
+    return (Path(__file__).resolve().parents[2] / relative).is_file()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="tchavi-render")
+@click.option("--debug", is_flag=True, envvar="TCHAVI_RENDER_DEBUG", help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Render video storyboards declared as code on the Tchavi video API."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback of a bug to a log file and return its path."""
+    text = "".join(traceback.format_exception(exc))
+    fd, name = tempfile.mkstemp(prefix="tchavi-render-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"tchavi-render {__version__}\nargv: {sys.argv!r}\n\n{text}")
+    return Path(name)
+
+
+def handle_errors(ctx: click.Context, call: Callable[[], Any]) -> Any:
+    """The single error handler: our errors -> message + exit code; Ctrl-C -> 130; bugs ->
+    a crash log whose path is printed (the traceback itself with --debug)."""
+    try:
+        return call()
+    except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        raise
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        raise click.exceptions.Exit(130) from None
+    except TchaviRenderError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
+    except Exception as exc:
+        log = _crash_log(exc)
+        if (ctx.obj or {}).get("debug"):
+            traceback.print_exception(exc)
+        click.echo(
+            f"Internal error: {type(exc).__name__}: {exc}\n"
+            f"This is a bug in tchavi-render. The traceback is in {log}; "
+            "please attach it to a bug report.",
+            err=True,
+        )
+        raise click.exceptions.Exit(70) from None
+
+
+def main() -> None:
+    """Console entry point."""
+    cli.main(prog_name="tchavi-render")

@@ -1,0 +1,142 @@
+"""The frozen values the spec layer hands to the engine: resolved shots and their media."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tchavi_render.api.models import GenerationParams
+from tchavi_render.errors import Problem
+
+__all__ = [
+    "LoadedSpec",
+    "LocalMedia",
+    "Location",
+    "Media",
+    "MediaKind",
+    "Shot",
+    "UrlMedia",
+]
+
+MediaKind = Literal["image", "video", "audio"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a node of the spec was written (1-based line and column)."""
+
+    file: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class LocalMedia:
+    """A file inside the project directory, known by the sha256 of its bytes."""
+
+    path: Path  # absolute and resolved
+    relpath: str  # POSIX path relative to the project directory
+    sha256: str
+    size: int
+    kind: MediaKind
+    duration: float | None = None  # seconds, for video and audio
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class UrlMedia:
+    """An http(s) URL, passed to the service as it is."""
+
+    url: str
+
+
+Media = LocalMedia | UrlMedia
+
+MEDIA_LIST_FIELDS: tuple[str, ...] = ("reference_images", "reference_videos", "reference_audios")
+MEDIA_ONE_FIELDS: tuple[str, ...] = ("image_url", "last_frame_image_url")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One generation request after templating, with defaults applied and media resolved."""
+
+    id: str
+    index: int  # position in storyboard order
+    location: Location  # where the shot's mapping starts
+    model: str
+    prompt: str
+    duration: int = 5
+    resolution: str = "480p"
+    aspect_ratio: str = "16:9"
+    generate_audio: bool = True
+    seed: int | None = None
+    image_url: Media | None = None
+    last_frame_image_url: Media | None = None
+    reference_images: tuple[Media, ...] = ()
+    reference_videos: tuple[Media, ...] = ()
+    reference_audios: tuple[Media, ...] = ()
+    # "ratio='16:9'" for a for_each instance, "" otherwise; named in messages.
+    instance: str = ""
+
+    def media(self) -> Iterator[tuple[str, Media]]:
+        """Every (field, media) pair of the shot, in request order."""
+        for name in MEDIA_ONE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                yield name, value
+        for name in MEDIA_LIST_FIELDS:
+            for item in getattr(self, name):
+                yield name, item
+
+    def request(self, media_value: Callable[[Media], Any]) -> dict[str, Any]:
+        """The request body with every default written out; each media item is replaced by
+        `media_value(item)` (a URL for the wire, a digest for the key, a dict for display)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "duration": self.duration,
+            "resolution": self.resolution,
+            "aspect_ratio": self.aspect_ratio,
+            "generate_audio": self.generate_audio,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        for name in MEDIA_ONE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = media_value(value)
+        for name in MEDIA_LIST_FIELDS:
+            items = getattr(self, name)
+            if items:
+                body[name] = [media_value(m) for m in items]
+        return body
+
+    def params(self, url_for: Callable[[Media], str]) -> GenerationParams:
+        """The validated wire request, local media replaced by the URLs `url_for` gives."""
+        return GenerationParams.model_validate(self.request(url_for))
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A whole valid spec: its shots in storyboard order and what it was read from."""
+
+    path: Path  # the spec file, absolute
+    project_dir: Path  # the directory holding the spec; media and includes stay inside it
+    backend: str  # "tchavi" or "local"
+    output_dir: Path  # absolute
+    shots: tuple[Shot, ...]
+    warnings: tuple[Problem, ...] = ()
+    # every file the shots depend on besides media: the spec, var files, templates
+    sources: tuple[Path, ...] = field(default=())
+
+    def shot(self, shot_id: str) -> Shot:
+        for shot in self.shots:
+            if shot.id == shot_id:
+                return shot
+        raise KeyError(shot_id)
