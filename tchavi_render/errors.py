@@ -21,6 +21,7 @@
     ├── FrozenWouldSpend                 --frozen and some shot needs a new job
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
     ├── LockHeld                         another apply holds the spec's lock
+    ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
     └── UserAborted                      the user answered no at the confirmation
 
 Messages name the place and end with what to do. The API key never appears in any of them:
@@ -45,6 +46,7 @@ __all__ = [
     "JobFailed",
     "JobNotFound",
     "LockHeld",
+    "LockfileError",
     "MediaExpired",
     "ModelNotAllowed",
     "PlanStale",
@@ -231,6 +233,10 @@ class PlanStale(TchaviRenderError):
 
 class LockHeld(TchaviRenderError):
     """Another apply holds the spec's lock."""
+
+
+class LockfileError(TchaviRenderError):
+    """The lockfile exists but is not one we can read."""
 
 
 class UserAborted(TchaviRenderError):

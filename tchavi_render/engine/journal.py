@@ -1,0 +1,141 @@
+"""The journal: jobs being submitted or rendered, so an interrupted apply never pays twice.
+
+An append-only file of JSON lines, each fsynced before apply goes on: an `intent` before a
+submit is sent, `submitted` with the job id before the first poll, `finished` when the
+render is stored (or the job failed), `abandoned` when the submit certainly created nothing.
+A key with an intent and no job id was interrupted mid-submit: its job, if any, is found
+again through `GET /jobs` before anything is resubmitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tchavi_render.atomic import atomic_write_text
+
+__all__ = ["InFlight", "Journal", "journal_path_for", "state_dir_for"]
+
+
+def state_dir_for(spec_path: Path) -> Path:
+    """`.tchavi/` beside the spec: the journal and the apply lock (not committed)."""
+    return spec_path.parent / ".tchavi"
+
+
+def journal_path_for(spec_path: Path) -> Path:
+    return state_dir_for(spec_path) / f"{spec_path.stem}.journal"
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A key whose job was (or was being) submitted and is not finished."""
+
+    key: str
+    shot: str
+    endpoint: str  # the API base URL the job lives on
+    model: str
+    credits: int
+    started: float  # epoch seconds when the submit began
+    job_id: str | None = None
+
+
+class Journal:
+    """Read and append the journal of one spec."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._state: dict[str, InFlight] = {}
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        for line in text.splitlines():
+            try:
+                event: dict[str, Any] = json.loads(line)
+                self._fold(event)
+            except (ValueError, KeyError, TypeError):
+                # A line cut short by a crash: everything before it was fsynced and stands.
+                continue
+
+    def _fold(self, event: dict[str, Any]) -> None:
+        op, key = event["op"], str(event["key"])
+        if op == "intent":
+            self._state[key] = InFlight(
+                key=key,
+                shot=str(event["shot"]),
+                endpoint=str(event["endpoint"]),
+                model=str(event["model"]),
+                credits=int(event["credits"]),
+                started=float(event["started"]),
+            )
+        elif op == "submitted" and key in self._state:
+            self._state[key] = replace(self._state[key], job_id=str(event["job_id"]))
+        elif op in ("finished", "abandoned"):
+            self._state.pop(key, None)
+
+    def _append(self, event: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(event, sort_keys=True) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._fold(event)
+
+    @property
+    def in_flight(self) -> dict[str, InFlight]:
+        return dict(self._state)
+
+    def intent(self, key: str, shot: str, endpoint: str, model: str, credits: int) -> InFlight:
+        self._append(
+            {
+                "op": "intent",
+                "key": key,
+                "shot": shot,
+                "endpoint": endpoint,
+                "model": model,
+                "credits": credits,
+                "started": time.time(),
+            }
+        )
+        return self._state[key]
+
+    def submitted(self, key: str, job_id: str) -> None:
+        self._append({"op": "submitted", "key": key, "job_id": job_id})
+
+    def finished(self, key: str, job_id: str | None) -> None:
+        self._append({"op": "finished", "key": key, "job_id": job_id})
+
+    def abandoned(self, key: str) -> None:
+        self._append({"op": "abandoned", "key": key})
+
+    def compact(self) -> None:
+        """Rewrite the file to hold only what is still in flight (or remove it when empty)."""
+        if not self._state:
+            self.path.unlink(missing_ok=True)
+            return
+        lines = []
+        for item in self._state.values():
+            lines.append(
+                {
+                    "op": "intent",
+                    "key": item.key,
+                    "shot": item.shot,
+                    "endpoint": item.endpoint,
+                    "model": item.model,
+                    "credits": item.credits,
+                    "started": item.started,
+                }
+            )
+            if item.job_id is not None:
+                lines.append({"op": "submitted", "key": item.key, "job_id": item.job_id})
+        atomic_write_text(self.path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in lines))

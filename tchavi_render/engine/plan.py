@@ -1,0 +1,365 @@
+"""The plan: for each shot, what apply must do (and why, and what it costs) — a pure function.
+
+Cheapest checks first: the key against the lock, then the output file against the lock's
+digest (through the stat memo, so unchanged files are not re-read), then the cache.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from tchavi_render.engine.keys import key_request, shot_key
+from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
+from tchavi_render.engine.pricing import estimate_credits
+from tchavi_render.spec.shot import LoadedSpec, Shot
+
+__all__ = [
+    "Action",
+    "FieldChange",
+    "Plan",
+    "PlannedShot",
+    "ReuseSource",
+    "Summary",
+    "make_plan",
+    "word_diff",
+]
+
+
+class Action(StrEnum):
+    UNCHANGED = "unchanged"
+    REUSE = "reuse"
+    CREATE = "create"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+SPENDING = frozenset({Action.CREATE, Action.REPLACE})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One request field that differs from what the lock says was rendered."""
+
+    field: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        if self.field == "prompt" and isinstance(self.old, str) and isinstance(self.new, str):
+            return f"prompt: {word_diff(self.old, self.new)}"
+        if self.old is None:
+            return f"{self.field}: added {_show(self.new)}"
+        if self.new is None:
+            return f"{self.field}: removed (was {_show(self.old)})"
+        return f"{self.field}: {_show(self.old)} -> {_show(self.new)}"
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    """Where a reused render comes from: the cache, a locked output, or a shot of this run."""
+
+    kind: str  # "cache" | "lock" | "run"
+    key: str
+    from_shot: str | None = None  # the shot whose locked output or new render is reused
+    output: OutputRecord | None = None
+
+
+@dataclass(frozen=True)
+class PlannedShot:
+    id: str
+    action: Action
+    key: str
+    estimated_credits: int
+    reasons: tuple[str, ...]
+    changes: tuple[FieldChange, ...] = ()
+    shot: Shot | None = None  # None for delete
+    source: ReuseSource | None = None
+    locked: LockEntry | None = None  # what the lock had for this id
+
+    @property
+    def spends(self) -> bool:
+        return self.action in SPENDING
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "action": self.action.value,
+            "key": self.key,
+            "estimated_credits": self.estimated_credits,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    create: int
+    replace: int
+    reuse: int
+    unchanged: int
+    delete: int
+    estimated_credits: int
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "create": self.create,
+            "replace": self.replace,
+            "reuse": self.reuse,
+            "unchanged": self.unchanged,
+            "delete": self.delete,
+            "estimated_credits": self.estimated_credits,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    shots: tuple[PlannedShot, ...]  # storyboard order, deletes last (sorted by id)
+    targets: tuple[str, ...] = ()
+    forced: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def summary(self) -> Summary:
+        counts = {a: 0 for a in Action}
+        for planned in self.shots:
+            counts[planned.action] += 1
+        return Summary(
+            create=counts[Action.CREATE],
+            replace=counts[Action.REPLACE],
+            reuse=counts[Action.REUSE],
+            unchanged=counts[Action.UNCHANGED],
+            delete=counts[Action.DELETE],
+            estimated_credits=sum(p.estimated_credits for p in self.shots),
+        )
+
+    @property
+    def has_changes(self) -> bool:
+        return any(p.action is not Action.UNCHANGED for p in self.shots)
+
+    @property
+    def spending(self) -> tuple[PlannedShot, ...]:
+        return tuple(p for p in self.shots if p.spends)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "shots": [p.as_json() for p in self.shots],
+            "summary": self.summary.as_json(),
+        }
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, dict) and "sha256" in value:
+        return f"file sha256:{str(value['sha256'])[:12]}"
+    if isinstance(value, dict) and "url" in value:
+        return str(value["url"])
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value) if not isinstance(value, bool) else str(value).lower()
+
+
+def word_diff(old: str, new: str) -> str:
+    """A word diff in git's plain style: `[-removed-]{+added+}` around unchanged words."""
+    a, b = old.split(), new.split()
+    out: list[str] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.extend(a[i1:i2])
+            continue
+        if i2 > i1:
+            out.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            out.append("{+" + " ".join(b[j1:j2]) + "+}")
+    return " ".join(out)
+
+
+def field_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    names = sorted(set(old) | set(new), key=_field_order)
+    return tuple(
+        FieldChange(name, old.get(name), new.get(name))
+        for name in names
+        if old.get(name) != new.get(name)
+    )
+
+
+_ORDER = (
+    "model",
+    "prompt",
+    "duration",
+    "resolution",
+    "aspect_ratio",
+    "generate_audio",
+    "seed",
+    "image_url",
+    "last_frame_image_url",
+    "reference_images",
+    "reference_videos",
+    "reference_audios",
+)
+
+
+def _field_order(name: str) -> tuple[int, str]:
+    return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+
+
+def matches(shot_id: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(shot_id, p) for p in patterns)
+
+
+def make_plan(
+    spec: LoadedSpec,
+    lock: Lockfile,
+    *,
+    cached: Callable[[str], bool],
+    output_intact: Callable[[OutputRecord], bool],
+    targets: Sequence[str] = (),
+    force_replace: Sequence[str] = (),
+    keys: Mapping[str, str] | None = None,
+) -> Plan:
+    """Compare the spec with the lock and the cache.
+
+    `cached(key)` says whether the cache holds a render of that key; `output_intact(record)`
+    whether a locked output file is present with its digest. Neither may touch the network.
+    `targets` (globs) limit the plan to matching shots; `force_replace` (globs) forces a new
+    render of matching shots even when unchanged.
+    """
+    warnings: list[str] = []
+    for pattern in (*targets, *force_replace):
+        known = [s.id for s in spec.shots] + list(lock.shots)
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in known):
+            warnings.append(f"no shot matches {pattern!r}")
+
+    planned: list[PlannedShot] = []
+    submitting: dict[str, str] = {}  # key -> first shot of this run that renders it
+    for shot in spec.shots:
+        if targets and not matches(shot.id, targets):
+            continue
+        key = keys[shot.id] if keys is not None else shot_key(shot)
+        planned.append(
+            _plan_shot(
+                shot,
+                key,
+                lock,
+                cached=cached,
+                output_intact=output_intact,
+                forced=matches(shot.id, force_replace),
+                submitting=submitting,
+            )
+        )
+
+    spec_ids = {s.id for s in spec.shots}
+    for shot_id in sorted(set(lock.shots) - spec_ids):
+        if targets and not matches(shot_id, targets):
+            continue
+        entry = lock.shots[shot_id]
+        planned.append(
+            PlannedShot(
+                id=shot_id,
+                action=Action.DELETE,
+                key=entry.key,
+                estimated_credits=0,
+                reasons=("no longer in the spec; its file goes, the cache keeps the render",),
+                locked=entry,
+            )
+        )
+    return Plan(
+        shots=tuple(planned),
+        targets=tuple(targets),
+        forced=tuple(force_replace),
+        warnings=tuple(warnings),
+    )
+
+
+def _plan_shot(
+    shot: Shot,
+    key: str,
+    lock: Lockfile,
+    *,
+    cached: Callable[[str], bool],
+    output_intact: Callable[[OutputRecord], bool],
+    forced: bool,
+    submitting: dict[str, str],
+) -> PlannedShot:
+    entry = lock.shots.get(shot.id)
+    cost = estimate_credits(shot.resolution, shot.duration)
+
+    def planned(
+        action: Action,
+        reasons: Iterable[str],
+        changes: tuple[FieldChange, ...] = (),
+        source: ReuseSource | None = None,
+    ) -> PlannedShot:
+        spends = action in SPENDING
+        if spends:
+            submitting.setdefault(key, shot.id)
+        return PlannedShot(
+            id=shot.id,
+            action=action,
+            key=key,
+            estimated_credits=cost if spends else 0,
+            reasons=tuple(reasons),
+            changes=changes,
+            shot=shot,
+            source=source,
+            locked=entry,
+        )
+
+    same_key = entry is not None and entry.key == key and entry.rendered
+    if forced:
+        action = Action.CREATE if entry is None else Action.REPLACE
+        return planned(action, ["forced by --replace; the earlier take stays cached"])
+    if same_key and entry is not None and entry.output and output_intact(entry.output):
+        return planned(Action.UNCHANGED, ["up to date"])
+    changes: tuple[FieldChange, ...] = ()
+    if entry is not None and not same_key and entry.request:
+        changes = field_changes(entry.request, key_request(shot))
+
+    # Another shot of this run already renders this key: share its render.
+    if key in submitting:
+        first = submitting[key]
+        return planned(
+            Action.REUSE,
+            [f"same request as {first!r}, rendered once in this run", *_describe(changes)],
+            changes,
+            ReuseSource("run", key, from_shot=first),
+        )
+    if cached(key):
+        why = (
+            "output file missing or modified; restored from the cache"
+            if same_key
+            else ("rendered before; restored from the cache")
+        )
+        return planned(Action.REUSE, [why, *_describe(changes)], changes, ReuseSource("cache", key))
+    for other_id, other in lock.entries_with_key(key):
+        if other.output is not None and output_intact(other.output):
+            why = (
+                f"same request as locked shot {other_id!r}; its output is copied"
+                if other_id != shot.id
+                else "restored from its locked output"
+            )
+            return planned(
+                Action.REUSE,
+                [why, *_describe(changes)],
+                changes,
+                ReuseSource("lock", key, from_shot=other_id, output=other.output),
+            )
+    if entry is None:
+        return planned(Action.CREATE, ["new shot"])
+    if not entry.rendered and entry.failed is not None:
+        return planned(
+            Action.CREATE,
+            [f"the last attempt failed (job {entry.failed.job_id}: {entry.failed.code})"],
+            changes,
+        )
+    if same_key:
+        return planned(Action.REPLACE, ["output file missing or modified, and not in the cache"])
+    return planned(Action.REPLACE, _describe(changes) or ["request changed"], changes)
+
+
+def _describe(changes: tuple[FieldChange, ...]) -> list[str]:
+    return [c.describe() for c in changes]
