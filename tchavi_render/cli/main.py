@@ -86,7 +86,7 @@ def handle_errors(ctx: click.Context, call: Callable[[], Any]) -> Any:
     """The single error handler: our errors -> message + exit code; Ctrl-C -> 130; bugs ->
     a crash log whose path is printed (the traceback itself with --debug)."""
     try:
-        return call()
+        result = call()
     except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
         raise
     except KeyboardInterrupt:
@@ -106,6 +106,10 @@ def handle_errors(ctx: click.Context, call: Callable[[], Any]) -> Any:
             err=True,
         )
         raise click.exceptions.Exit(70) from None
+    # A verb returns its exit code (an int); None means success.
+    if isinstance(result, int) and result != 0:
+        raise click.exceptions.Exit(result)
+    return result
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""`tchavi-render plan`: what apply would do and what it would cost; no network, no outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tchavi_render.cli.options import (
+    cache_dir_option,
+    plan_options,
+    plan_request,
+    resolve_cache_dir,
+    spec_argument,
+)
+
+
+@click.command()
+@spec_argument
+@plan_options
+@cache_dir_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    help="Output format (markdown suits a pull-request comment).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when changes are pending, 1 on error.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "planfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save the plan; `apply PLANFILE` applies exactly it.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List unchanged shots too.")
+def plan(
+    spec: Path,
+    variables: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    targets: tuple[str, ...],
+    force_replace: tuple[str, ...],
+    cache_dir: Path | None,
+    fmt: str,
+    as_json: bool,
+    detailed_exitcode: bool,
+    planfile: Path | None,
+    verbose: bool,
+) -> int:
+    """Show what `apply` would render, reuse and delete, and the estimated credits."""
+    from tchavi_render.cli.render import plan_json, plan_markdown, plan_text
+    from tchavi_render.engine.workspace import open_workspace, write_planfile
+
+    request = plan_request(spec, variables, var_files, targets, force_replace)
+    with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
+        for warning in ws.spec.warnings:
+            click.echo(f"{warning}", err=True)
+        result = ws.plan()
+        if planfile is not None:
+            write_planfile(planfile, ws, result)
+    if as_json:
+        fmt = "json"
+    if fmt == "json":
+        click.echo(plan_json(result))
+    elif fmt == "markdown":
+        click.echo(plan_markdown(result, title=f"tchavi-render plan: {spec}"), nl=False)
+    else:
+        click.echo(plan_text(result, colour=sys.stdout.isatty(), verbose=verbose))
+        if planfile is not None:
+            click.echo(
+                f"Saved the plan to {planfile}; apply it with: tchavi-render apply {planfile}"
+            )
+    if detailed_exitcode and result.has_changes:
+        raise click.exceptions.Exit(2)
+    return 0

@@ -1,0 +1,39 @@
+"""`tchavi-render show`: what the lock says was rendered, per shot and in total."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tchavi_render.cli.options import spec_argument
+
+
+@click.command()
+@spec_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the lock as JSON.")
+def show(spec: Path, as_json: bool) -> int:
+    """Show what the lock says was rendered for each shot, and the credits in total."""
+    from tchavi_render.cli.render import lock_text
+    from tchavi_render.engine.lock import lock_path_for, read_lock
+    from tchavi_render.errors import TchaviRenderError
+
+    lock_path = lock_path_for(spec)
+    if not lock_path.exists():
+        if not spec.exists():
+            raise TchaviRenderError(f"{spec}: no such spec file, and no lock {lock_path}")
+        if not as_json:
+            click.echo(f"{lock_path} does not exist yet: nothing was applied. Run apply first.")
+            return 0
+    lock = read_lock(lock_path)
+    if as_json:
+        doc = {
+            "lock": str(lock_path),
+            "credits_total": lock.credits_total,
+            "shots": {sid: lock.shots[sid].as_yaml() for sid in sorted(lock.shots)},
+        }
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        click.echo(lock_text(lock))
+    return 0

@@ -1,0 +1,182 @@
+"""A workspace: one spec with its lock, cache and media memo — what plan and apply start from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tchavi_render.engine.cache import RenderCache
+from tchavi_render.engine.keys import shot_key
+from tchavi_render.engine.lock import Lockfile, OutputRecord, lock_path_for, read_lock
+from tchavi_render.engine.plan import Plan, make_plan
+from tchavi_render.errors import PlanStale, TchaviRenderError
+from tchavi_render.media import MediaIndex
+from tchavi_render.spec import load_spec
+from tchavi_render.spec.shot import LoadedSpec
+
+__all__ = [
+    "PLANFILE_FORMAT",
+    "PlanRequest",
+    "Workspace",
+    "check_saved_plan",
+    "is_planfile",
+    "open_workspace",
+    "read_planfile",
+    "write_planfile",
+]
+
+PLANFILE_FORMAT = "tchavi-render-plan/1"
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything that decides a plan besides the files: what the user asked for."""
+
+    spec_path: Path
+    variables: tuple[tuple[str, str], ...] = ()
+    var_files: tuple[Path, ...] = ()
+    targets: tuple[str, ...] = ()
+    force_replace: tuple[str, ...] = ()
+
+
+@dataclass
+class Workspace:
+    request: PlanRequest
+    spec: LoadedSpec
+    lock_path: Path
+    lock: Lockfile
+    cache: RenderCache
+    media: MediaIndex
+
+    def close(self) -> None:
+        self.media.save()
+        self.cache.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def output_intact(self, record: OutputRecord) -> bool:
+        """Is the locked output present with its digest? The stat memo spares a re-read."""
+        path = self.spec.project_dir / record.path
+        try:
+            if path.stat().st_size != record.bytes:
+                return False
+            return self.media.sha256(path) == record.sha256
+        except OSError:
+            return False
+
+    def plan(self) -> Plan:
+        keys = {shot.id: shot_key(shot) for shot in self.spec.shots}
+        return make_plan(
+            self.spec,
+            self.lock,
+            cached=self.cache.has,
+            output_intact=self.output_intact,
+            targets=self.request.targets,
+            force_replace=self.request.force_replace,
+            keys=keys,
+        )
+
+    def reload_lock(self) -> None:
+        self.lock = read_lock(self.lock_path)
+
+
+def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
+    """Load and validate the spec (SpecError lists every problem), read the lock."""
+    spec_path = request.spec_path
+    if not spec_path.exists():
+        raise TchaviRenderError(
+            f"{spec_path}: no such spec file. Pass the spec's path, or run in the directory "
+            "that holds tchavi.yaml"
+        )
+    media = MediaIndex(cache_dir / "media-index.json")
+    spec = load_spec(
+        spec_path.resolve(),
+        variables=dict(request.variables),
+        var_files=request.var_files,
+        media=media,
+    )
+    lock_path = lock_path_for(spec.path)
+    return Workspace(
+        request=request,
+        spec=spec,
+        lock_path=lock_path,
+        lock=read_lock(lock_path),
+        cache=RenderCache(cache_dir),
+        media=media,
+    )
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def write_planfile(path: Path, ws: Workspace, plan: Plan) -> None:
+    from tchavi_render.atomic import atomic_write_text
+
+    doc: dict[str, Any] = {
+        "format": PLANFILE_FORMAT,
+        "spec": str(ws.spec.path),
+        "variables": [list(v) for v in ws.request.variables],
+        "var_files": [str(p.resolve()) for p in ws.request.var_files],
+        "targets": list(ws.request.targets),
+        "replace": list(ws.request.force_replace),
+        "lock_sha256": _file_sha256(ws.lock_path),
+        **plan.as_json(),
+    }
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def is_planfile(path: Path) -> bool:
+    if path.suffix in (".yaml", ".yml") or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+        return b'"format": "' + PLANFILE_FORMAT.encode() + b'"' in head
+    except OSError:
+        return False
+
+
+def read_planfile(path: Path) -> tuple[PlanRequest, dict[str, Any]]:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        request = PlanRequest(
+            spec_path=Path(doc["spec"]),
+            variables=tuple((str(k), str(v)) for k, v in doc["variables"]),
+            var_files=tuple(Path(p) for p in doc["var_files"]),
+            targets=tuple(doc["targets"]),
+            force_replace=tuple(doc["replace"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TchaviRenderError(f"{path}: not a readable saved plan ({exc})") from None
+    return request, doc
+
+
+def check_saved_plan(saved: Mapping[str, Any], ws: Workspace, plan: Plan, path: Path) -> None:
+    """Refuse a saved plan that no longer matches the spec, lock or media, naming what moved."""
+    moved: list[str] = []
+    if saved.get("lock_sha256") != _file_sha256(ws.lock_path):
+        moved.append(f"the lock {ws.lock_path.name} changed")
+    old = {s["id"]: (s["action"], s["key"]) for s in saved.get("shots", [])}
+    new = {p.id: (p.action.value, p.key) for p in plan.shots}
+    for shot_id in sorted(set(old) | set(new)):
+        if old.get(shot_id) != new.get(shot_id):
+            before = old.get(shot_id, ("absent", ""))[0]
+            after = new.get(shot_id, ("absent", ""))[0]
+            detail = f"{before} -> {after}" if before != after else "its request or media changed"
+            moved.append(f"{shot_id} ({detail})")
+    if moved:
+        raise PlanStale(
+            f"{path}: the saved plan is stale: " + "; ".join(moved) + ". Run plan again"
+        )
