@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quickstart storyboard, rendered on the embedded emulator; then plan shows that
+# nothing is left to do.
 demo: $(STAMP)
-	$(PY) -m tchavi_render demo
+	$(VENV)/bin/tchavi-render apply examples/quickstart/tchavi.yaml --backend local --yes
+	$(VENV)/bin/tchavi-render plan examples/quickstart/tchavi.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
