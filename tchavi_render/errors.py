@@ -8,14 +8,18 @@
     │   │                                reached); status, code, param, request_id
     │   ├── InvalidRequest               400 invalid_request
     │   ├── InvalidApiKey                401 invalid_api_key
+    │   │   └── MissingApiKey            no key given at all (nothing was sent)
     │   ├── InsufficientCredits          402 insufficient_credits
     │   ├── ModelNotAllowed              403 model_not_allowed
     │   ├── JobNotFound                  404 job_not_found
     │   ├── MediaExpired                 410 on a download: the output URL expired
     │   ├── RateLimited                  429 rate_limit_exceeded & co; retry_after
     │   ├── ServerError                  500 internal_error, 502 upstream_error, other 5xx
-    │   └── ApiConnectionError           the request did not get an answer (refused, timeout)
+    │   ├── ApiConnectionError           the request did not get an answer (refused, timeout)
+    │   └── AmbiguousSubmit              a submit failed ambiguously and the client cannot tell
+    │                                    whether it created a job; candidate_ids
     ├── JobFailed                        a job ended `failed` (refunded by the service)
+    ├── WaitTimeout                      a job did not finish in time; it keeps running
     ├── DownloadError                    a download was refused, truncated or corrupt
     ├── BudgetExceeded                   --max-credits would be exceeded
     ├── FrozenWouldSpend                 --frozen and some shot needs a new job
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "AmbiguousSubmit",
     "ApiConnectionError",
     "ApiError",
     "BudgetExceeded",
@@ -56,6 +61,7 @@ __all__ = [
     "SpecError",
     "TchaviRenderError",
     "UserAborted",
+    "WaitTimeout",
 ]
 
 
@@ -155,9 +161,17 @@ class InvalidRequest(ApiError):
 
 
 class InvalidApiKey(ApiError):
-    status = 401
+    status: int | None = 401
     code = "invalid_api_key"
     hint = "Set a valid key: export TCHAVI_API_KEY=sk-tch_..."
+
+
+class MissingApiKey(InvalidApiKey):
+    """No API key was given; raised when a client is made, before anything is sent."""
+
+    status = None  # nothing was sent, so there is no HTTP status
+    code = "missing_api_key"
+    hint = "Set one: export TCHAVI_API_KEY=sk-tch_... (or pass api_key=)"
 
 
 class InsufficientCredits(ApiError):
@@ -205,6 +219,23 @@ class ApiConnectionError(ApiError):
     hint = "Check the network and the base URL (--base-url or TCHAVI_BASE_URL)"
 
 
+class AmbiguousSubmit(ApiError):
+    """A submit failed after it may have reached the service, and the jobs list cannot tell
+    whether it created a job: several unknown jobs match it, or the list could not be read.
+    Nothing is submitted again (that could pay twice); `candidate_ids` are the jobs that may
+    be the one this submit created."""
+
+    code = "ambiguous_submit"
+    hint = (
+        "Nothing was submitted again, to avoid paying twice. Check the candidate jobs; "
+        "if none of them is this shot's, submit it again"
+    )
+
+    def __init__(self, message: str, *, candidate_ids: tuple[str, ...] = (), **kw: object) -> None:
+        self.candidate_ids = tuple(candidate_ids)
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
 class JobFailed(TchaviRenderError):
     """A job ended in `failed`. The service refunds it (`credits_refunded`)."""
 
@@ -213,6 +244,21 @@ class JobFailed(TchaviRenderError):
         self.code = code
         self.refunded = refunded
         super().__init__(f"job {job_id} failed ({code}): {message}; {refunded} credits refunded")
+
+
+class WaitTimeout(TchaviRenderError):
+    """Waiting for a job took longer than the caller allowed. The job was neither cancelled
+    nor submitted again: it keeps running and can be waited for later by its id."""
+
+    def __init__(self, job_id: str, status: str, waited: float) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.waited = waited
+        super().__init__(
+            f"job {job_id} is still {status} after waiting {waited:.0f} s. It keeps running "
+            f"on the service (not cancelled, not submitted again): wait for it later with "
+            f"client.jobs.wait({job_id!r})"
+        )
 
 
 class DownloadError(TchaviRenderError):

@@ -1,0 +1,70 @@
+"""The client-side request limiter: one sliding one-minute window shared by a client's requests."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+
+__all__ = ["WINDOW", "RateLimiter"]
+
+WINDOW = 60.0  # the service counts requests per minute
+
+
+class RateLimiter:
+    """Books a send time for every request so that no minute holds more than `max_rpm`.
+
+    A request asks `reserve(now)` for its slot and sleeps the returned delay; the booking is
+    made under a short lock and never held while waiting, so one limiter serves threads and
+    asyncio tasks alike. Besides its own budget it obeys the service: `hold(until)` after a
+    429's Retry-After, and `observe()` of the X-RateLimit-RPM-* headers, which holds every
+    request once the service says none remain (instead of eating a 429).
+    """
+
+    def __init__(self, max_rpm: int | None = None) -> None:
+        if max_rpm is not None and max_rpm < 1:
+            raise ValueError(f"max_rpm must be at least 1, got {max_rpm}")
+        self.max_rpm = max_rpm
+        self._booked: list[float] = []  # send times, sorted; older than a window are dropped
+        self._held_until = -math.inf
+        self._lock = threading.Lock()
+
+    def reserve(self, now: float) -> float:
+        """Book the earliest allowed send time; return the seconds to wait for it (>= 0)."""
+        with self._lock:
+            at = max(now, self._held_until)
+            if self.max_rpm is not None:
+                # The window ending at `at` must hold fewer than max_rpm bookings, counting
+                # those already booked later than `now` by requests still waiting.
+                while True:
+                    start = bisect.bisect_right(self._booked, at - WINDOW)
+                    end = bisect.bisect_right(self._booked, at)
+                    if end - start < self.max_rpm:
+                        break
+                    at = self._booked[end - self.max_rpm] + WINDOW
+            bisect.insort(self._booked, at)
+            del self._booked[: bisect.bisect_right(self._booked, now - WINDOW)]
+            return at - now
+
+    def hold(self, until: float) -> None:
+        """Send nothing before `until` (epoch seconds): the service asked us to wait."""
+        with self._lock:
+            self._held_until = max(self._held_until, until)
+
+    def observe(self, now: float, limit: int | None, remaining: int | None) -> None:
+        """Take in the service's X-RateLimit-RPM-Limit / -Remaining from an answer at `now`.
+
+        When nothing remains, a slot frees when the oldest request in the service's window
+        leaves it. Our own oldest request of the last minute is at least that old, so
+        waiting until it is a minute old is safe whatever else shares the key; without one,
+        wait one average slot.
+        """
+        if remaining is None or remaining > 0:
+            return
+        with self._lock:
+            first = bisect.bisect_right(self._booked, now - WINDOW)
+            if first < len(self._booked) and self._booked[first] <= now:
+                until = self._booked[first] + WINDOW
+            else:
+                until = now + WINDOW / (limit if limit and limit > 0 else WINDOW)
+            self._held_until = max(self._held_until, until)
