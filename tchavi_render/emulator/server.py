@@ -1,0 +1,125 @@
+"""Serving an emulator: uvicorn in a background thread on a socket we bind, and its handle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+
+from tchavi_render.emulator.app import API_PREFIX, Emulator, job_record
+from tchavi_render.emulator.config import EmulatorConfig
+from tchavi_render.emulator.store import key_hash
+
+__all__ = ["RunningEmulator", "serve"]
+
+STARTUP_TIMEOUT = 15.0
+
+
+class RunningEmulator:
+    """A started emulator: its URLs, plus helpers for the local backend and for tests."""
+
+    def __init__(self, emulator: Emulator, host: str, port: int) -> None:
+        self._emulator = emulator
+        url_host = f"[{host}]" if ":" in host else host
+        self.host = host
+        self.port = port
+        self.root_url = f"http://{url_host}:{port}"
+        self.base_url = f"{self.root_url}{API_PREFIX}"
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self._emulator.config
+
+    def host_file(self, path: Path) -> str:
+        """Serve a local file at a loopback URL (outside the API; needs no key).
+
+        The bytes are copied into the data dir under their sha256, so the URL keeps
+        answering with the same content even if the file changes or the emulator restarts.
+        """
+        media_dir = self._emulator.store.media_dir
+        # Hash while copying: the stored bytes are exactly the ones the name promises.
+        tmp = media_dir / f".host-{secrets.token_hex(8)}.tmp"
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as source, open(tmp, "wb") as target:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+                    target.write(block)
+                target.flush()
+                os.fsync(target.fileno())
+            os.replace(tmp, media_dir / digest.hexdigest())
+        finally:
+            tmp.unlink(missing_ok=True)
+        return f"{self.root_url}/_local/{digest.hexdigest()}/{quote(path.name)}"
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job in the store (all accounts), oldest first, as the API shows them, plus
+        `account`: the sha256 of the key that submitted it."""
+        store = self._emulator.store
+        store.settle(self._emulator.clock())
+        return [
+            {**job_record(job, self.root_url), "account": job.account} for job in store.all_jobs()
+        ]
+
+    def account(self, api_key: str) -> dict[str, int]:
+        """An account's balance and request count (a key never used: the starting balance)."""
+        store = self._emulator.store
+        store.settle(self._emulator.clock())
+        found = store.account(key_hash(api_key))
+        if found is None:
+            return {"credits_remaining": self.config.credits, "credits_used": 0, "requests": 0}
+        return found.as_dict()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+@contextmanager
+def serve(config: EmulatorConfig) -> Iterator[RunningEmulator]:
+    """Start an emulator in a thread; stop it (server, then renders, then store) on exit."""
+    sock = _bind(config.host, config.port)
+    port = int(sock.getsockname()[1])
+    emulator = Emulator(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            emulator.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            loop="asyncio",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="tchavi-emulator", daemon=True
+    )
+    try:
+        emulator.start()
+        thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator did not start on {config.host}:{port}")
+            time.sleep(0.005)
+        yield RunningEmulator(emulator, config.host, port)
+    finally:
+        server.should_exit = True
+        if thread.is_alive():
+            thread.join()
+        sock.close()
+        emulator.close()
