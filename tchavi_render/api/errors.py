@@ -184,9 +184,10 @@ def error_from_answer(
     cls: type[ApiError] | None = ERRORS_BY_CODE.get(code or "")
     if cls is None:
         cls = ServerError if status >= 500 else ERRORS_BY_STATUS.get(status, ApiError)
+    text = f"{message} (on {what})"
     if status == 404 and cls is ApiError:
-        message = f"{message}; is the base URL right (--base-url or TCHAVI_BASE_URL)?"
-    text = scrub(f"{message} (on {what})", secret)
+        text += "; is the base URL right (--base-url or TCHAVI_BASE_URL)?"
+    text = scrub(text, secret)
     kwargs: dict[str, Any] = {
         "status": status,
         "code": code,

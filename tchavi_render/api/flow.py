@@ -388,13 +388,16 @@ def submit(core: ClientCore, params: GenerationParams, known_ids: frozenset[str]
                         status=outcome.status_code,
                         code="malformed_response",
                     )
+                    reason = f"an unreadable {outcome.status_code} answer"
                 else:
                     core.claim(job)
                     return job
             else:
                 failure = _error(core, outcome, what)
+                reason = f"HTTP {failure.status} {failure.code}"
         else:
             failure = _connection_error(core, outcome, what)
+            reason = type(outcome).__name__
             if isinstance(outcome, httpx.UnsupportedProtocol):
                 raise failure from outcome
             if isinstance(outcome, NOT_SENT):
@@ -402,14 +405,14 @@ def submit(core: ClientCore, params: GenerationParams, known_ids: frozenset[str]
                 if attempts > core.max_retries:
                     raise failure from outcome
                 delay = core.backoff(attempts)
-                logger.info("%s was not sent (%s); retry in %.1f s", what, failure.detail, delay)
+                logger.info("%s was not sent (%s); retry in %.1f s", what, reason, delay)
                 yield from _sleep(delay)
                 continue
 
         # Ambiguous: the service may have created (and billed) the job. Give it a moment to
         # finish what it was doing, then look for the job before submitting again.
         attempts += 1
-        logger.warning("%s failed ambiguously (%s); looking for its job", what, failure.detail)
+        logger.warning("%s failed ambiguously (%s); looking for its job", what, reason)
         yield from _sleep(core.backoff(attempts))
         try:
             adopted = yield from find_unknown(
@@ -418,14 +421,14 @@ def submit(core: ClientCore, params: GenerationParams, known_ids: frozenset[str]
                 model=params.model,
                 credits=credits,
                 is_known=is_known,
-                failure=failure.detail,
+                failure=reason,
             )
         except AmbiguousSubmit:
             raise
         except ApiError as exc:
             raise AmbiguousSubmit(
-                f"{what} failed ({failure.detail}) and the jobs list could not be read to "
-                f"see whether it created a job ({exc.detail}); the job may exist",
+                f"{what} failed ({reason}) and the jobs list could not be read to see "
+                f"whether it created a job ({exc.detail}); the job may exist",
             ) from exc
         if adopted is not None:
             logger.warning("%s: adopted job %s, created before the failure", what, adopted.id)
