@@ -1,0 +1,138 @@
+"""Emulator fixtures: real emulators on loopback, a client per test, media files, video probing."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from PIL import Image, ImageStat
+
+from tchavi_render.emulator import EmulatorConfig, RunningEmulator, running_emulator
+
+_keys = itertools.count()
+StartEmulator = Callable[..., AbstractContextManager[RunningEmulator]]
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path) -> StartEmulator:
+    """start_emulator(**config) -> a context manager serving an emulator on loopback.
+
+    The data dir defaults to one per test, so two calls in a test share jobs and files.
+    """
+
+    @contextmanager
+    def start(**overrides: Any) -> Iterator[RunningEmulator]:
+        options: dict[str, Any] = {"data_dir": tmp_path / "emulator", "credits": 100_000}
+        options.update(overrides)
+        with running_emulator(EmulatorConfig(**options)) as emu:
+            yield emu
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def shared_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+    """One plain emulator for a module's tests; each test uses its own key (own account)."""
+    config = EmulatorConfig(data_dir=tmp_path_factory.mktemp("shared"), credits=100_000)
+    with running_emulator(config) as emu:
+        yield emu
+
+
+@pytest.fixture
+def api_key() -> str:
+    return f"sk-tch_test{next(_keys):04d}"
+
+
+def api_client(emu: RunningEmulator, key: str | None) -> httpx.Client:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.Client(base_url=emu.base_url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def client(shared_emulator: RunningEmulator, api_key: str) -> Iterator[httpx.Client]:
+    with api_client(shared_emulator, api_key) as http:
+        yield http
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    """A valid request (1 s, 480p) with `fields` changed; a None value drops the field."""
+    request: dict[str, Any] = {
+        "model": "seedance-2",
+        "prompt": "a lighthouse at dusk",
+        "duration": 1,
+    }
+    request.update(fields)
+    return {k: v for k, v in request.items() if v is not None}
+
+
+def submit(http: httpx.Client, **fields: Any) -> dict[str, Any]:
+    response = http.post("/videos/generations", json=body(**fields))
+    assert response.status_code == 202, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def wait_for(http: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Poll a job until it completes or fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = http.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+        time.sleep(0.02)
+
+
+def render(http: httpx.Client, **fields: Any) -> tuple[dict[str, Any], bytes]:
+    """Submit, wait for completion, download: (job, video bytes)."""
+    job = wait_for(http, submit(http, **fields)["id"])
+    assert job["status"] == "completed", job
+    video = httpx.get(job["output"]["video_url"], timeout=30)
+    assert video.status_code == 200
+    return job, video.content
+
+
+@dataclass(frozen=True)
+class Probe:
+    width: int
+    height: int
+    fps: float
+    duration: float
+    has_audio: bool
+    first: Image.Image
+    last: Image.Image
+
+
+def probe(data: bytes, tmp_path: Path) -> Probe:
+    """Decode a video with PyAV: size, rate, duration, audio, first and last frames."""
+    path = tmp_path / f"probe-{next(_keys)}.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        has_audio = bool(container.streams.audio)
+        duration = float(container.duration or 0) / av.time_base
+        frames = [frame.to_image() for frame in container.decode(video=0)]
+        rate = float(video.average_rate or 0)
+    return Probe(
+        frames[0].width, frames[0].height, rate, duration, has_audio, frames[0], frames[-1]
+    )
+
+
+def mean_rgb(image: Image.Image) -> tuple[float, ...]:
+    return tuple(ImageStat.Stat(image.convert("RGB")).mean)
+
+
+def png(tmp_path: Path, size: tuple[int, int], colour: tuple[int, int, int]) -> Path:
+    path = tmp_path / f"image-{next(_keys)}.png"
+    Image.new("RGB", size, colour).save(path)
+    return path
