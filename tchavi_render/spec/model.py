@@ -1,0 +1,420 @@
+"""The whole spec schema in one module: frozen pydantic models that reject unknown keys.
+
+These models check the shape of what was written (types, names, unknown keys); the value
+rules of generation fields (enums, ranges, cross-field rules) are applied after templating
+by the API's own `check_request`, so a storyboard meets exactly the service's rules. Their
+JSON Schema (`tchavi-render schema`) is what editors validate storyboards against; it also
+lists the enums and ranges, so an editor flags a bad value before anything runs.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+)
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from tchavi_render.api.models import (
+    ASPECT_RATIOS,
+    MAX_REFERENCE,
+    MODELS,
+    RESOLUTIONS,
+    SEED_MAX,
+    SEED_MIN,
+    did_you_mean,
+)
+
+__all__ = [
+    "BACKENDS",
+    "GENERATION_FIELDS",
+    "RESERVED_NAMES",
+    "SCHEMA_VERSION",
+    "Defaults",
+    "GenerationFields",
+    "ShotSpec",
+    "Spec",
+    "describe",
+    "is_template",
+    "json_schema",
+    "var_name_problem",
+]
+
+SCHEMA_VERSION = 1
+BACKENDS: tuple[str, ...] = ("tchavi", "local")
+
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# Names Jinja reads as something else, and the one function templates are given.
+RESERVED_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "loop", "self", "caller"}
+    | {"varargs", "kwargs", "ref", "and", "or", "not", "in", "is", "if", "else"}
+    | set(keyword.kwlist)
+)
+
+
+def is_template(value: str) -> bool:
+    """True when the string holds Jinja syntax and must be rendered."""
+    return "{{" in value or "{%" in value or "{#" in value
+
+
+def describe(value: object) -> str:
+    """A short, YAML-flavoured rendering of a value for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, tuple | list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def var_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a template variable, or None when it can."""
+    if not _VAR_NAME.match(name):
+        return (
+            f"{name!r} is not a valid variable name; use letters, digits and _ "
+            "(not starting with a digit)"
+        )
+    if name in RESERVED_NAMES:
+        return f"{name!r} is a reserved name in templates; choose another"
+    return None
+
+
+_TEMPLATE: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"\{\{|\{%|\{#",
+    "description": "A Jinja template; its rendered text must be a valid value.",
+}
+_NULL: dict[str, Any] = {"type": "null"}
+_MEDIA_ITEM: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "An asset name, a path relative to the spec, or an http(s) URL.",
+}
+
+
+def _string(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    hint = "; quote it" if isinstance(v, int | float) and not isinstance(v, bool) else ""
+    raise ValueError(f"must be a string, got {describe(v)}{hint}")
+
+
+def _optional_string(v: Any) -> str | None:
+    return None if v is None else _string(v)
+
+
+def _typed(kind: type, name: str) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            if is_template(v):
+                return v
+            raise ValueError(
+                f"must be {name} or a template, got {v!r}; "
+                "write it without quotes, or compute it with {{ ... }}"
+            )
+        if isinstance(v, kind) and (kind is bool or not isinstance(v, bool)):
+            return v
+        raise ValueError(f"must be {name}, got {describe(v)}")
+
+    return check
+
+
+def _media_list(v: Any) -> tuple[str, ...] | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        raise ValueError(f"must be a list, got {v!r}; write [{v}]")
+    if not isinstance(v, tuple):
+        raise ValueError(f"must be a list of asset names, paths or URLs, got {describe(v)}")
+    for i, item in enumerate(v):
+        if not isinstance(item, str) or not item:
+            raise ValueError(
+                f"item {i + 1} must be an asset name, path or URL, got {describe(item)}"
+            )
+    return v
+
+
+def _var_name(v: str) -> str:
+    problem = var_name_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+def _asset_name(v: str) -> str:
+    if not _ASSET_NAME.match(v):
+        raise ValueError(
+            f"{v!r} is not a valid asset name; use letters, digits, _ and - "
+            "(no dots or slashes, so that a name is never mistaken for a path)"
+        )
+    return v
+
+
+def _for_each_values(v: Any) -> tuple[Any, ...] | str:
+    if isinstance(v, str):
+        stripped = v.strip()
+        if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+            return stripped
+        raise ValueError(
+            f"must be a list of values or one expression like '{{{{ langs }}}}', got {v!r}"
+        )
+    if not isinstance(v, tuple):
+        raise ValueError(f"must be a list of values, got {describe(v)}")
+    if not v:
+        raise ValueError("must list at least one value")
+    return v
+
+
+def _non_empty(v: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if v is not None and not v:
+        raise ValueError("must name at least one variable and its values")
+    return v
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if isinstance(v, str) and v in choices:
+            return v
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"must be one of {listed}, got {describe(v)}.{did_you_mean(v, choices)}")
+
+    return check
+
+
+def _version(v: Any) -> int:
+    if v == SCHEMA_VERSION and isinstance(v, int) and not isinstance(v, bool):
+        return SCHEMA_VERSION
+    raise ValueError(
+        f"must be {SCHEMA_VERSION}, got {describe(v)}; "
+        f"this tchavi-render reads version {SCHEMA_VERSION} specs"
+    )
+
+
+def _schema(*options: dict[str, Any], description: str) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": list(options), "description": description})
+
+
+def _enum(choices: tuple[str, ...], description: str) -> WithJsonSchema:
+    return _schema({"enum": list(choices)}, _TEMPLATE, _NULL, description=description)
+
+
+def _media_one(description: str) -> WithJsonSchema:
+    return _schema(_MEDIA_ITEM, _NULL, description=description)
+
+
+def _media_many(field: str, description: str) -> WithJsonSchema:
+    array = {"type": "array", "items": _MEDIA_ITEM, "maxItems": MAX_REFERENCE[field]}
+    return _schema(array, _NULL, description=description)
+
+
+VarName = Annotated[str, AfterValidator(_var_name)]
+AssetName = Annotated[str, AfterValidator(_asset_name)]
+Str = Annotated[str, PlainValidator(_string)]
+_VAR_NAMES: dict[str, Any] = {"pattern": _VAR_NAME.pattern}
+OptStr = Annotated[str | None, PlainValidator(_optional_string)]
+OneMedia = Annotated[str | None, PlainValidator(_optional_string)]
+ManyMedia = Annotated[tuple[str, ...] | None, PlainValidator(_media_list)]
+
+Prompt = Annotated[
+    str | None,
+    PlainValidator(_optional_string),
+    _schema(
+        {"type": "string", "minLength": 1},
+        _NULL,
+        description="What to render; a template. {{ ref('asset') }} writes [Image1] & co.",
+    ),
+]
+Duration = Annotated[
+    int | str | None,
+    PlainValidator(_typed(int, "an integer")),
+    _schema(
+        {"type": "integer", "minimum": 1, "maximum": 15},
+        {"const": -1},
+        _TEMPLATE,
+        _NULL,
+        description="Seconds of video, 1..15, or -1 for auto (billed as 10 s).",
+    ),
+]
+Seed = Annotated[
+    int | str | None,
+    PlainValidator(_typed(int, "an integer")),
+    _schema(
+        {"type": "integer", "minimum": SEED_MIN, "maximum": SEED_MAX},
+        _TEMPLATE,
+        _NULL,
+        description="The same request with the same seed gives the same video.",
+    ),
+]
+Flag = Annotated[
+    bool | str | None,
+    PlainValidator(_typed(bool, "true or false")),
+    _schema(
+        {"type": "boolean"},
+        _TEMPLATE,
+        _NULL,
+        description="Generate a soundtrack (default true).",
+    ),
+]
+ForEachValues = Annotated[
+    tuple[Any, ...] | str,
+    PlainValidator(_for_each_values),
+    _schema(
+        {"type": "array", "minItems": 1},
+        {"type": "string", "pattern": r"^\s*\{\{.*\}\}\s*$"},
+        description="The values this variable takes; one shot per combination.",
+    ),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class GenerationFields(_Frozen):
+    """The generation parameters, named as the API names them; any may be a template.
+
+    `null` unsets a field (the API default applies, not `defaults:`).
+    """
+
+    model: Annotated[OptStr, _enum(MODELS, "The video model.")] = None
+    prompt: Prompt = None
+    duration: Duration = None
+    resolution: Annotated[OptStr, _enum(RESOLUTIONS, "Output resolution; sets the price.")] = None
+    aspect_ratio: Annotated[
+        OptStr, _enum(ASPECT_RATIOS, 'Frame shape; quote it in YAML: "16:9".')
+    ] = None
+    generate_audio: Flag = None
+    seed: Seed = None
+    image_url: Annotated[OneMedia, _media_one("The first frame (image-to-video).")] = None
+    last_frame_image_url: Annotated[OneMedia, _media_one("The last frame; needs image_url.")] = None
+    reference_images: Annotated[
+        ManyMedia,
+        _media_many("reference_images", "Images the prompt calls [Image1]..; not with image_url."),
+    ] = None
+    reference_videos: Annotated[
+        ManyMedia,
+        _media_many("reference_videos", "Videos the prompt calls [Video1]..; 15 s in all at most."),
+    ] = None
+    reference_audios: Annotated[
+        ManyMedia,
+        _media_many("reference_audios", "Audio the prompt calls [Audio1]..; needs an image too."),
+    ] = None
+
+
+GENERATION_FIELDS: tuple[str, ...] = tuple(GenerationFields.model_fields)
+
+
+class Defaults(GenerationFields):
+    """Generation fields applied to every shot that does not set them."""
+
+
+class ShotSpec(GenerationFields):
+    """One shot as written: generation fields plus its id, its vars and its for_each."""
+
+    model_config = ConfigDict(title="Shot")
+
+    id: Annotated[
+        str,
+        PlainValidator(_string),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "minLength": 1,
+                "description": "Unique shot id, [a-z0-9][a-z0-9._-]{0,63} once rendered; "
+                "a template for for_each shots.",
+            }
+        ),
+    ]
+    vars: Annotated[
+        dict[VarName, Any], WithJsonSchema({"type": "object", "propertyNames": _VAR_NAMES})
+    ] = Field(default_factory=dict, description="Template variables for this shot only.")
+    for_each: Annotated[dict[VarName, ForEachValues] | None, AfterValidator(_non_empty)] = Field(
+        default=None,
+        description="variable -> values; one shot per combination (cartesian product).",
+    )
+
+
+class Spec(_Frozen):
+    """A storyboard: shots rendered on the Tchavi video API."""
+
+    model_config = ConfigDict(title="tchavi-render storyboard")
+
+    version: Annotated[
+        int,
+        PlainValidator(_version),
+        WithJsonSchema({"const": SCHEMA_VERSION, "description": "The spec format version."}),
+    ]
+    backend: Annotated[
+        str,
+        PlainValidator(_choice(BACKENDS)),
+        WithJsonSchema(
+            {
+                "enum": list(BACKENDS),
+                "default": "tchavi",
+                "description": "tchavi: the real service; local: the embedded emulator.",
+            }
+        ),
+    ] = "tchavi"
+    output_dir: Annotated[
+        str,
+        PlainValidator(_string),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "minLength": 1,
+                "default": "renders",
+                "description": "Where rendered videos go, relative to the spec; a template.",
+            }
+        ),
+    ] = "renders"
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Generation fields applied to every shot."
+    )
+    vars: Annotated[
+        dict[VarName, Any], WithJsonSchema({"type": "object", "propertyNames": _VAR_NAMES})
+    ] = Field(
+        default_factory=dict,
+        description="Template variables; --var-file and --var override them.",
+    )
+    assets: Annotated[
+        dict[AssetName, Str],
+        WithJsonSchema(
+            {
+                "type": "object",
+                "propertyNames": {"pattern": _ASSET_NAME.pattern},
+                "additionalProperties": {"type": "string", "minLength": 1},
+            }
+        ),
+    ] = Field(
+        default_factory=dict,
+        description="Named media: a path relative to the spec, or an http(s) URL.",
+    )
+    shots: tuple[ShotSpec, ...] = Field(description="The shots, in storyboard order.")
+
+
+class _SchemaGenerator(GenerateJsonSchema):
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        out = super().generate(schema, mode=mode)
+        return {"$schema": self.schema_dialect, **out}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec format, as committed in schemas/tchavi-render.schema.json."""
+    return Spec.model_json_schema(schema_generator=_SchemaGenerator)
