@@ -227,8 +227,8 @@ class AmbiguousSubmit(ApiError):
 
     code = "ambiguous_submit"
     hint = (
-        "Nothing was submitted again, to avoid paying twice. Check the candidate jobs; "
-        "if none of them is this shot's, submit it again"
+        "Nothing was submitted again, to avoid paying twice. Check the account's recent jobs "
+        "(the candidates, if named); if none of them is this one, submit it again"
     )
 
     def __init__(self, message: str, *, candidate_ids: tuple[str, ...] = (), **kw: object) -> None:

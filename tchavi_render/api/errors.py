@@ -184,7 +184,7 @@ def error_from_answer(
     cls: type[ApiError] | None = ERRORS_BY_CODE.get(code or "")
     if cls is None:
         cls = ServerError if status >= 500 else ERRORS_BY_STATUS.get(status, ApiError)
-    text = f"{message} (on {what})"
+    text = f"{message.strip().rstrip('.')} (on {what})"
     if status == 404 and cls is ApiError:
         text += "; is the base URL right (--base-url or TCHAVI_BASE_URL)?"
     text = scrub(text, secret)

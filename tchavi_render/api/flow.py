@@ -439,8 +439,10 @@ def submit(core: ClientCore, params: GenerationParams, known_ids: frozenset[str]
 
 
 def _insufficient(core: ClientCore, response: httpx.Response, what: str, credits: int) -> ApiError:
-    """The 402, saying what this request needs and what the account has."""
+    """The 402, saying what this request needs and what the account has (unless it does)."""
     err = _error(core, response, what)
+    if str(credits) in err.detail:
+        return err
     remaining = core.last_rate_limit.credits_remaining if core.last_rate_limit else None
     have = f"; the account has {remaining}" if remaining is not None else ""
     return InsufficientCredits(

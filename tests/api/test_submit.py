@@ -96,7 +96,8 @@ def test_two_candidates_are_refused_rather_than_guessed(client: Any, server: Fak
         "a submit of a seedance-2 job failed (HTTP 502 upstream_error) and "
         "2 jobs of that model costing 1300 credits appeared since it started; any of them may "
         "be the one it created: job_2, job_other_1. Nothing was submitted again, to avoid "
-        "paying twice. Check the candidate jobs; if none of them is this shot's, submit it again"
+        "paying twice. Check the account's recent jobs (the candidates, if named); if none of "
+        "them is this one, submit it again"
     )
     assert server.count("POST") == 1
 
