@@ -189,15 +189,24 @@ def _connection_error(core: ClientCore, exc: httpx.RequestError, what: str) -> A
     return ApiConnectionError(text)
 
 
-def _wait_rate_limit(core: ClientCore, response: httpx.Response, what: str, count: int) -> None:
-    """Hold the whole client until the service lets it send again, or raise when too long."""
+def _wait_rate_limit(
+    core: ClientCore, response: httpx.Response, what: str, count: int
+) -> Flow[None]:
+    """Wait until the service lets us send again, or raise when that is too long.
+
+    For the API the whole client waits (its limiter holds every request); another host
+    (a media CDN) only delays this request.
+    """
     delay = parse_retry_after(response.headers, core.clock())
     if delay is None:
         delay = core.backoff(count)
     if count > RATE_LIMIT_RETRIES or delay > MAX_RETRY_AFTER:
         raise _error(core, response, what)
     logger.info("%s: rate limited; sending again in %.1f s", what, delay)
-    core.limiter.hold(core.clock() + delay)
+    if core.same_origin(str(response.request.url)):
+        core.limiter.hold(core.clock() + delay)
+    else:
+        yield from _sleep(delay)
 
 
 # --- GET, with retries ---------------------------------------------------------------------
@@ -221,7 +230,7 @@ def _get(
             problem = _connection_error(core, outcome, what)
         elif outcome.status_code == 429:
             rate_limited += 1
-            _wait_rate_limit(core, outcome, what, rate_limited)
+            yield from _wait_rate_limit(core, outcome, what, rate_limited)
             continue
         elif outcome.status_code >= 500:
             problem = _error(core, outcome, what)
@@ -248,6 +257,16 @@ def _job(data: Any) -> Job:
     return Job.model_validate(data)
 
 
+def _job_list(data: Any) -> JobList:
+    # JobList tolerates shapes; an answer that names no list at all must not pass for an
+    # empty one (reconciliation would take it for "no job was created").
+    if not isinstance(data, list) and not (
+        isinstance(data, dict) and ("data" in data or "jobs" in data)
+    ):
+        raise ValueError("the answer holds no list of jobs")
+    return JobList.model_validate(data)
+
+
 def retrieve(core: ClientCore, job_id: str) -> Flow[Job]:
     """GET /jobs/{id}."""
     job = yield from _get(core, job_path(job_id), _job)
@@ -260,7 +279,7 @@ def list_jobs(core: ClientCore, status: str | None, limit: int, offset: int) -> 
     params: dict[str, str | int] = {"limit": limit, "offset": offset}
     if status is not None:
         params["status"] = status
-    page = yield from _get(core, "jobs", JobList.model_validate, params)
+    page = yield from _get(core, "jobs", _job_list, params)
     core.note(page.data)
     return page
 
@@ -372,7 +391,7 @@ def submit(core: ClientCore, params: GenerationParams, known_ids: frozenset[str]
         if isinstance(outcome, httpx.Response):
             if outcome.status_code == 429:
                 rate_limited += 1
-                _wait_rate_limit(core, outcome, what, rate_limited)
+                yield from _wait_rate_limit(core, outcome, what, rate_limited)
                 continue
             if outcome.status_code == 402:
                 raise _insufficient(core, outcome, what, credits)
@@ -517,7 +536,10 @@ def download(
             f"refusing to download{of} from a {scheme or 'relative'} URL; only http(s) is allowed"
         )
     what = _what("GET", url)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     failures = rate_limited = 0
     while True:
         outcome = yield from _exchange(core, "GET", url, stream=True)
@@ -527,7 +549,7 @@ def download(
             problem = f"{type(outcome).__name__}: {outcome}"
         elif outcome.status_code == 429:
             rate_limited += 1
-            _wait_rate_limit(core, outcome, what, rate_limited)
+            yield from _wait_rate_limit(core, outcome, what, rate_limited)
             continue
         elif outcome.status_code != 200:
             body = yield from _read_error_body(outcome)
@@ -573,7 +595,10 @@ def _stream_to_file(
     encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
     declared = response.headers.get("content-length", "")
     expected = int(declared) if declared.isdigit() and not encoded else None
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         digest = hashlib.sha256()
         size = 0
@@ -596,8 +621,14 @@ def _stream_to_file(
             os.fsync(out.fileno())
         _commit(temp, path)
         return digest.hexdigest(), size
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     finally:
         Path(temp).unlink(missing_ok=True)
+
+
+def _unwritable(path: Path, exc: OSError) -> DownloadError:
+    return DownloadError(f"could not write the video to {path}: {exc.strerror or exc}")
 
 
 def _check_size(size: int, size_mb: float | None, of: str) -> None:

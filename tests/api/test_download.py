@@ -212,3 +212,25 @@ def test_memory_stays_flat_for_a_500_mb_video(
         tracemalloc.stop()
     assert size == total
     assert peak < 8 * MiB
+
+
+def test_a_429_from_a_media_host_waits_its_retry_after(
+    client: Any, server: FakeTchavi, fake_time: Any, tmp_path: Path
+) -> None:
+    slow_down = httpx.Response(429, headers={"Retry-After": "3"}, text="slow down")
+    answers = iter([slow_down, httpx.Response(200, content=server.video)])
+    server.media["/media/b.mp4"] = lambda request: next(answers)
+    client.download(video_job("http://cdn.example/media/b.mp4"), tmp_path / "b.mp4")
+    assert fake_time.sleeps == [3.0]
+    assert (tmp_path / "b.mp4").read_bytes() == server.video
+
+
+def test_a_target_that_cannot_be_written_is_a_download_error(
+    client: Any, server: FakeTchavi, tmp_path: Path
+) -> None:
+    (tmp_path / "shot.mp4").mkdir()  # a directory where the file should go
+    target = tmp_path / "shot.mp4"
+    with pytest.raises(DownloadError) as caught:
+        client.download(completed(client), target)
+    assert str(caught.value) == f"could not write the video to {target}: Is a directory"
+    assert leftovers(tmp_path) == ["shot.mp4"]

@@ -181,6 +181,17 @@ def test_when_the_jobs_list_cannot_be_read_nothing_is_resubmitted(
     assert server.count("POST") == 1
 
 
+def test_a_list_answer_that_holds_no_list_is_not_taken_for_an_empty_one(
+    make_client: MakeClient, server: FakeTchavi
+) -> None:
+    client = make_client(max_retries=1)
+    server.script("POST", "/videos/generations", server.create_then(BAD_GATEWAY))
+    server.script("GET", "/jobs", *[httpx.Response(200, json={"status": "ok"})] * 2)
+    with pytest.raises(AmbiguousSubmit, match="no list of jobs"):
+        client.videos.generations.create(**PARAMS)
+    assert server.count("POST") == 1
+
+
 def test_an_unsupported_base_url_scheme_is_not_retried(make_client: MakeClient) -> None:
     with pytest.raises(ApiConnectionError, match="must be an http"):
         make_client(base_url="ftp://tchavi.test/api/v1")
