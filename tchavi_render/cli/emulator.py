@@ -134,9 +134,5 @@ def emulator(
                 time.sleep(3600)
     except KeyboardInterrupt:
         click.echo("Emulator stopped.")
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot serve on {host}:{port}: {exc.strerror or exc}"
-        ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

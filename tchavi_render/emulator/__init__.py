@@ -15,19 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from tchavi_render.emulator.config import EmulatorConfig
+from tchavi_render.emulator.config import EmulatorConfig, EmulatorStartError
 
 if TYPE_CHECKING:
     from tchavi_render.emulator.server import RunningEmulator
 
-__all__ = ["EmulatorConfig", "RunningEmulator", "running_emulator"]
+__all__ = ["EmulatorConfig", "EmulatorStartError", "RunningEmulator", "running_emulator"]
 
 
 @contextmanager
 def running_emulator(config: EmulatorConfig) -> Iterator[RunningEmulator]:
     """Serve an emulator in a background thread until the block exits.
 
-    Returns once the server accepts connections. On exit the server and the render workers
+    Returns once the server accepts connections; raises EmulatorStartError when the port is
+    taken or the data dir cannot be used. On exit the server and the render workers
     stop; unfinished jobs stay in the data dir and resume when an emulator starts on it again.
     """
     from tchavi_render.emulator.server import serve

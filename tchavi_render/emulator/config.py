@@ -1,4 +1,4 @@
-"""The emulator's settings: one frozen value, checked when built, shared by the CLI and tests."""
+"""The emulator's settings (one frozen value, checked when built) and its start-up error."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["EmulatorConfig"]
+from tchavi_render.errors import TchaviRenderError
+
+__all__ = ["EmulatorConfig", "EmulatorStartError"]
+
+
+class EmulatorStartError(TchaviRenderError):
+    """The emulator could not start: its port is taken, or its data dir is unusable."""
 
 
 @dataclass(frozen=True)

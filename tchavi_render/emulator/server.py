@@ -6,6 +6,7 @@ import hashlib
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import uvicorn
 
 from tchavi_render.emulator.app import API_PREFIX, Emulator, job_record
-from tchavi_render.emulator.config import EmulatorConfig
+from tchavi_render.emulator.config import EmulatorConfig, EmulatorStartError
 from tchavi_render.emulator.store import key_hash
 
 __all__ = ["RunningEmulator", "serve"]
@@ -81,6 +82,13 @@ class RunningEmulator:
         return found.as_dict()
 
 
+def _reason(exc: Exception) -> str:
+    """An OS error's reason without the paths and addresses the message already names."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
+    return str(exc)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family)
@@ -89,9 +97,22 @@ def _bind(host: str, port: int) -> socket.socket:
 @contextmanager
 def serve(config: EmulatorConfig) -> Iterator[RunningEmulator]:
     """Start an emulator in a thread; stop it (server, then renders, then store) on exit."""
-    sock = _bind(config.host, config.port)
+    try:
+        sock = _bind(config.host, config.port)
+    except OSError as exc:
+        raise EmulatorStartError(
+            f"cannot listen on {config.host}:{config.port}: {_reason(exc)}."
+            " Choose another --port, or stop what is using this one"
+        ) from None
     port = int(sock.getsockname()[1])
-    emulator = Emulator(config)
+    try:
+        emulator = Emulator(config)
+    except (OSError, sqlite3.Error) as exc:
+        sock.close()
+        raise EmulatorStartError(
+            f"cannot use the data dir {config.data_dir}: {_reason(exc)}."
+            " Choose another --data-dir, or fix its permissions"
+        ) from None
     server = uvicorn.Server(
         uvicorn.Config(
             emulator.app,

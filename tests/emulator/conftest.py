@@ -121,11 +121,13 @@ def probe(data: bytes, tmp_path: Path) -> Probe:
         video = container.streams.video[0]
         has_audio = bool(container.streams.audio)
         duration = float(container.duration or 0) / av.time_base
-        frames = [frame.to_image() for frame in container.decode(video=0)]
         rate = float(video.average_rate or 0)
-    return Probe(
-        frames[0].width, frames[0].height, rate, duration, has_audio, frames[0], frames[-1]
-    )
+        first = last = None
+        for frame in container.decode(video=0):
+            first = first or frame.to_image()
+            last = frame
+        assert first is not None and last is not None
+    return Probe(first.width, first.height, rate, duration, has_audio, first, last.to_image())
 
 
 def mean_rgb(image: Image.Image) -> tuple[float, ...]:

@@ -1,0 +1,121 @@
+"""The `tchavi-render emulator` verb as a user runs it, and the Tchavi docs' example against it."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import httpx
+
+from tests.emulator.conftest import StartEmulator
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
+VERB = [sys.executable, "-m", "tchavi_render", "emulator"]
+
+
+def read_line(process: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, "the emulator printed nothing"
+    return process.stdout.readline()
+
+
+def test_the_emulator_verb_serves_until_interrupted(tmp_path: Path) -> None:
+    command = [*VERB, "--port", "0", "--data-dir", str(tmp_path / "data"), "--credits", "300"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = read_line(process)
+        match = re.fullmatch(
+            r"Tchavi emulator serving at (http://127\.0\.0\.1:\d+/api/v1)\n", first
+        )
+        assert match, first
+        base_url = match.group(1)
+        headers = {"Authorization": "Bearer sk-tch_cli"}
+        job = {"model": "kling-v3", "prompt": "a red kite", "duration": 1}
+        submitted = httpx.post(f"{base_url}/videos/generations", json=job, headers=headers)
+        too_much = httpx.post(f"{base_url}/videos/generations", json=job, headers=headers)
+        assert submitted.status_code == 202
+        assert too_much.status_code == 402
+        assert httpx.get(f"{base_url}/jobs").status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Emulator stopped." in out
+    assert "Traceback" not in err
+    assert (tmp_path / "data" / "emulator.sqlite3").is_file()
+
+
+def test_help_imports_no_server_or_video_library() -> None:
+    code = (
+        "import sys\n"
+        "from tchavi_render.cli.main import cli\n"
+        "try:\n"
+        "    cli.main(['emulator', '--help'], prog_name='tchavi-render')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'av', 'PIL') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "--fail-rate" in result.stdout
+    assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_a_bad_flag_value_is_a_usage_error() -> None:
+    result = subprocess.run([*VERB, "--fail-rate", "2"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Invalid value for '--fail-rate': 2.0 is not in the range 0<=x<=1." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [*VERB, "--port", str(port), "--data-dir", str(tmp_path)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_tchavi_docs_example_runs_unchanged_against_the_emulator(
+    start_emulator: StartEmulator, tmp_path: Path
+) -> None:
+    text = DOCS.read_text()
+    example = text.split("<!-- docs-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert 'BASE_URL = "https://tchavi.com/api/v1"' in example
+    with start_emulator(credits=2000) as emu:
+        script = tmp_path / "example.py"
+        script.write_text(example.replace("https://tchavi.com/api/v1", emu.base_url))
+        env = {**os.environ, "TCHAVI_API_KEY": "sk-tch_docs"}
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "Saved output.mp4" in result.stdout
+    with av.open(str(tmp_path / "output.mp4")) as video:
+        assert abs(float(video.duration or 0) / av.time_base - 5) <= 0.1
+
+
+def test_an_unusable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    command = [*VERB, "--port", "0", "--data-dir", str(blocker / "data")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"Error: cannot use the data dir {blocker / 'data'}" in result.stderr
+    assert "Traceback" not in result.stderr
