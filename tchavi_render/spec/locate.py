@@ -51,6 +51,8 @@ def _model_at(prefix: tuple[Any, ...]) -> type[BaseModel] | None:
 
 def _label(loc: tuple[Any, ...]) -> str:
     names = [p for p in loc if isinstance(p, str) and p != "[key]"]
+    if len(names) >= 2 and names[-2] == "for_each":
+        return f"for_each {names[-1]}"
     return names[-1] if names else "spec"
 
 

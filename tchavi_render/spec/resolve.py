@@ -590,7 +590,7 @@ class _Loader:
         templated = is_template(raw)
         if templated:
             state.templated.add("prompt")
-        context["ref"] = _ref_function(state, self.assets, self._asset_media)
+        context["ref"] = _ref_function(state, self._lookup)
         text = self._render_text(raw, context, path, "prompt: ", where, templated)
         if text is None:
             state.failed.add("prompt")
@@ -721,6 +721,15 @@ class _Loader:
             self._add(template_problem(failure, self.doc, path, prefix, suffix))
             return None
 
+    def _lookup(self, name: str) -> Media | None:
+        """What `name` (an asset name, URL or local path) stands for; None if nothing."""
+        if name in self.assets:
+            return self._asset_media(name)
+        if _SCHEME.match(name):
+            return UrlMedia(name)
+        found = self._local(name)
+        return found if isinstance(found, LocalMedia) else None
+
     def _asset_media(self, name: str) -> Media | None:
         asset = self.assets.get(name)
         if asset is None:
@@ -814,9 +823,7 @@ def _no_ref(name: object = None) -> str:
 
 
 def _ref_function(
-    state: _ShotState,
-    assets: Mapping[str, _Asset],
-    asset_media: Callable[[str], Media | None],
+    state: _ShotState, lookup: Callable[[str], Media | None]
 ) -> Callable[[object], str]:
     """ref(name) -> the [ImageN]/[VideoN]/[AudioN] token of `name` in this shot's lists."""
 
@@ -827,7 +834,7 @@ def _ref_function(
             for i, item in enumerate(state.refs.get(field_name, [])):
                 if item.written == name:
                     return f"[{REFERENCE_TOKEN[field_name]}{i + 1}]"
-        target = asset_media(name) if name in assets else None
+        target = lookup(name)
         if target is not None:
             for field_name in MEDIA_LIST_FIELDS:
                 for i, item in enumerate(state.refs.get(field_name, [])):
