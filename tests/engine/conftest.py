@@ -63,15 +63,17 @@ class Project:
     def apply(self, *args: str, ok: bool = True) -> Result:
         return self.run("apply", "--yes", *args, ok=ok)
 
-    def subprocess(self, *args: str) -> subprocess.Popen[bytes]:
+    def subprocess(self, *args: str, log: str = "subprocess.log") -> subprocess.Popen[bytes]:
+        """Run the CLI in a child process (output to `log` in the project's parent)."""
         env = {**os.environ, **self.env()}
-        return subprocess.Popen(
-            [sys.executable, "-m", "tchavi_render", *args],
-            cwd=self.root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        with (self.root.parent / log).open("ab") as output:
+            return subprocess.Popen(
+                [sys.executable, "-m", "tchavi_render", *args],
+                cwd=self.root,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
 
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.emulator.jobs())
