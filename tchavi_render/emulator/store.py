@@ -155,6 +155,9 @@ class Store:
         )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Every request writes (its count): in WAL mode, NORMAL syncs at checkpoints only,
+        # which survives the emulator crashing, if not the machine.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
 
@@ -307,12 +310,16 @@ class Store:
 
     def settle(self, now: float) -> None:
         """Make every outcome due by `now` visible; refund the failed jobs among them."""
+        due_query = (
+            "SELECT id, account, outcome, credits_used FROM jobs"
+            " WHERE status IN (?, ?) AND outcome IS NOT NULL AND outcome_at <= ?"
+        )
+        with self._lock:
+            # Most calls find nothing due: look before taking the write lock.
+            if self._db.execute(due_query + " LIMIT 1", (*UNSETTLED, now)).fetchone() is None:
+                return
         with self._transaction() as db:
-            due = db.execute(
-                "SELECT id, account, outcome, credits_used FROM jobs"
-                " WHERE status IN (?, ?) AND outcome IS NOT NULL AND outcome_at <= ?",
-                (*UNSETTLED, now),
-            ).fetchall()
+            due = db.execute(due_query, (*UNSETTLED, now)).fetchall()
             for job_id, account, outcome, credits in due:
                 refund = credits if outcome == "failed" else 0
                 db.execute(

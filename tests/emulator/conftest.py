@@ -109,6 +109,7 @@ class Probe:
     fps: float
     duration: float
     has_audio: bool
+    codecs: tuple[str, ...]  # video codec, pixel format, then the audio codec if any
     first: Image.Image
     last: Image.Image
 
@@ -122,12 +123,16 @@ def probe(data: bytes, tmp_path: Path) -> Probe:
         has_audio = bool(container.streams.audio)
         duration = float(container.duration or 0) / av.time_base
         rate = float(video.average_rate or 0)
+        codecs = (video.codec_context.name, str(video.codec_context.pix_fmt))
+        codecs += tuple(stream.codec_context.name for stream in container.streams.audio)
         first = last = None
         for frame in container.decode(video=0):
             first = first or frame.to_image()
             last = frame
         assert first is not None and last is not None
-    return Probe(first.width, first.height, rate, duration, has_audio, first, last.to_image())
+    return Probe(
+        first.width, first.height, rate, duration, has_audio, codecs, first, last.to_image()
+    )
 
 
 def mean_rgb(image: Image.Image) -> tuple[float, ...]:

@@ -52,7 +52,9 @@ def test_audio_track_is_present_only_when_asked(
     client: httpx.Client, tmp_path: Path, audio: bool
 ) -> None:
     _, video = render(client, generate_audio=audio)
-    assert probe(video, tmp_path).has_audio is audio
+    info = probe(video, tmp_path)
+    assert info.has_audio is audio
+    assert info.codecs == (("h264", "yuv420p", "aac") if audio else ("h264", "yuv420p"))
 
 
 def test_same_request_and_seed_give_byte_identical_files(client: httpx.Client) -> None:
