@@ -35,6 +35,7 @@ __all__ = [
     "auto_duration",
     "closest_aspect_ratio",
     "frame_size_for",
+    "random_seed",
     "render_video",
 ]
 
@@ -42,7 +43,7 @@ FPS = 24
 AUDIO_RATE = 16_000  # a tone needs no more; AAC at 16 kHz encodes in a third of 48 kHz's time
 AUDIO_FRAME = 1024  # samples per AAC frame
 AUTO_DURATIONS = range(4, 11)  # what "auto" (-1) picks from: 4..10 s
-# Constant QP skips rate-control analysis: a quarter faster than CRF at the same quality.
+# Constant QP skips rate-control analysis: a quarter faster than CRF for these frames.
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "qp": "28"}
 CROSSFADE_SECONDS = 1.0
 PANEL_STEPS_PER_SECOND = 3
