@@ -1,6 +1,4 @@
-"""Local media: what a file is (decoded with Pillow or PyAV, never guessed from its name),
-its sha256, and a stat-keyed memo of both so unchanged files are neither re-hashed nor
-re-probed."""
+"""Local media: kind decoded by Pillow or PyAV (never guessed from a name), sha256, stat memo."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def validate(
     else:
         for problem in _in_file_order(errors, warnings):
             click.echo(_line(problem), err=True)
-        if errors:
+        if errors and len(errors) + len(warnings) > 1:
             click.echo(
                 f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
             )

@@ -1,8 +1,4 @@
-"""The storyboard spec: YAML with positions, the schema, sandboxed templates, and the loader.
-
-`load_spec` turns a spec file into frozen `Shot`s, or raises one `SpecError` that lists
-every problem with its file, line and column.
-"""
+"""The storyboard spec: `load_spec` turns a spec file into frozen shots, or one SpecError."""
 
 from tchavi_render.spec.resolve import load_spec
 from tchavi_render.spec.shot import (

@@ -1,9 +1,4 @@
-"""Turns pydantic validation errors and template failures into located Problems (file:line:col).
-
-Each pydantic error's `loc` is a path into the YAML document; the document knows where
-every node was written, so the error lands on the offending key (unknown or bad keys) or
-value (wrong types), or on the enclosing mapping when something is missing.
-"""
+"""Turns pydantic validation errors and template failures into located Problems (file:line:col)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""The whole spec schema in one module: frozen pydantic models that reject unknown keys.
-
-These models check the shape of what was written (types, names, unknown keys); the value
-rules of generation fields (enums, ranges, cross-field rules) are applied after templating
-by the API's own `check_request`, so a storyboard meets exactly the service's rules. Their
-JSON Schema (`tchavi-render schema`) is what editors validate storyboards against; it also
-lists the enums and ranges, so an editor flags a bad value before anything runs.
-"""
+"""The whole spec schema in one module: frozen pydantic models that reject unknown keys."""
 
 from __future__ import annotations
 
@@ -49,6 +42,11 @@ __all__ = [
     "json_schema",
     "var_name_problem",
 ]
+
+# These models check the shape of what was written (types, names, unknown keys). The value
+# rules of generation fields (enums, ranges, cross-field rules) are applied after templating
+# by the API's own `check_request`, so a storyboard meets exactly the service's rules. The
+# JSON Schema also lists the enums and ranges, so an editor flags bad values as you type.
 
 SCHEMA_VERSION = 1
 BACKENDS: tuple[str, ...] = ("tchavi", "local")

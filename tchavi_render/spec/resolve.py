@@ -1,11 +1,4 @@
-"""Spec -> shots: variables, defaults, for_each, templates, ids and media, every problem at once.
-
-`load_spec` is the only way in. It reads the spec and its var files, checks their shape
-(model.py), renders every templated field in the sandbox (template.py), resolves media
-(assets, URLs, local files probed by media.py), holds each shot to the API's own rules
-(`check_request`), and either returns frozen `Shot`s or raises one `SpecError` listing
-every problem, each located at the YAML node (or template line) that caused it.
-"""
+"""Spec -> shots: variables, defaults, for_each, templates, ids and media, every problem at once."""
 
 from __future__ import annotations
 

@@ -1,20 +1,4 @@
-"""The one Jinja environment that renders spec templates: sandboxed, strict, and bounded.
-
-Policy, in one place:
-- `ImmutableSandboxedEnvironment`: no `_private` or internal attributes (`__class__`,
-  `__globals__`, `gi_frame`...), no mutation of lists or dicts shared between shots.
-- `StrictUndefined`: an undefined variable is an error, never an empty string.
-- No globals (`range`, `lipsum`, `cycler`, `joiner`, `dict`, `namespace` are gone), no
-  `random` (renders must be deterministic), no width-taking filters that build huge
-  strings from tiny inputs (`center`, `format`, `indent`, `wordwrap`).
-- Bounded growth: `*`, `**`, `+`, `%`, `~`, `replace`, `join`, `str.format` and calls refuse
-  results past MAX_TEXT characters (or huge numbers); calls nest at most MAX_CALL_DEPTH
-  deep; a rendered field is at most MAX_TEXT characters.
-- `{% include %}` / `{% import %}` read files from the project directory only (no absolute
-  paths, no `..`, no symlink leading out).
-Errors come out as `TemplateFailure`, naming the template's own file (None for the field
-being rendered) and line, so callers can point at the right place.
-"""
+"""The one Jinja environment that renders spec templates: sandboxed, strict and bounded."""
 
 from __future__ import annotations
 
@@ -143,7 +127,19 @@ class _CodeGenerator(CodeGenerator):
 
 
 class SpecEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox every spec template runs in (see the module docstring for the policy)."""
+    """The sandbox every spec template runs in. The policy, in one place:
+
+    - Immutable sandbox: no `_private` or internal attributes (`__class__`, `__globals__`,
+      `gi_frame`...), no mutation of the lists and dicts that shots share.
+    - `StrictUndefined`: an undefined variable is an error, never an empty string.
+    - No globals (`range`, `lipsum`, `cycler`, `joiner`, `dict`, `namespace` are gone), no
+      `random` (renders must be deterministic), no width-taking filters that build huge
+      strings from tiny inputs (`center`, `format`, `indent`, `wordwrap`).
+    - Bounded growth: `*`, `**`, `+`, `%`, `~`, `replace`, `join`, `str.format` and calls
+      refuse results past MAX_TEXT characters (or huge numbers); calls nest at most
+      MAX_CALL_DEPTH deep; a rendered field is at most MAX_TEXT characters (Renderer).
+    - Includes and imports come from the project directory only (ProjectLoader).
+    """
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _CodeGenerator

@@ -1,13 +1,4 @@
-"""YAML with a position for every node: plain values plus path -> line/column tables.
-
-Documents are built from parser events (never through PyYAML's recursive composer or its
-constructors), so the loader owns every limit: document size, nesting depth, the number
-of nodes after expanding aliases (an alias bomb is refused before it is expanded), one
-document per file, string keys, no duplicate keys. Scalars follow the YAML 1.2 core schema
-(what editors use): `yes`, `no`, `on` and `16:9` stay strings; `true`, `5`, `0x1f`, `1.5`,
-`null` and `~` are typed. Sequences become tuples, mappings dicts. Merge keys (`<<: *x`)
-are supported.
-"""
+"""YAML with a position for every node: plain values plus path -> line/column tables."""
 
 from __future__ import annotations
 
@@ -147,6 +138,13 @@ def parse_scalar(text: str) -> Any:
 
 def parse_yaml(text: str | bytes, file: Path) -> tuple[YamlDoc | None, list[Problem]]:
     """Parse one YAML document. Returns the document, or None and the problems found.
+
+    The document is built from parser events (never through PyYAML's recursive composer or
+    its constructors), so every limit is ours: size, nesting depth, nodes after expanding
+    aliases (an alias bomb is refused before it is expanded), one document per file, string
+    keys, no duplicate keys. Scalars follow the YAML 1.2 core schema, as editors do: `yes`,
+    `no`, `on` and `16:9` stay strings; `true`, `5`, `0x1f`, `1.5`, `null`, `~` are typed.
+    Sequences become tuples, mappings dicts; merge keys (`<<: *x`) are supported.
 
     Problems that do not stop reading (duplicate or non-string keys) come back with the
     document; anything else (syntax, limits) stops at its first problem.

@@ -90,10 +90,3 @@ def spec_dir(tmp_path: Path, make_tree: Callable[..., Path]) -> SpecDir:
     project = tmp_path / "project"
     project.mkdir()
     return SpecDir(project, make_tree)
-
-
-HEAD = """\
-version: 1
-defaults:
-  model: seedance-2
-"""
