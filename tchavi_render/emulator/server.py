@@ -48,6 +48,9 @@ class RunningEmulator:
         answering with the same content even if the file changes or the emulator restarts.
         """
         media_dir = self._emulator.store.media_dir
+        known = _sha256_of(path)
+        if (media_dir / known).is_file():
+            return self._local_url(known, path)
         # Hash while copying: the stored bytes are exactly the ones the name promises.
         tmp = media_dir / f".host-{secrets.token_hex(8)}.tmp"
         digest = hashlib.sha256()
@@ -61,7 +64,10 @@ class RunningEmulator:
             os.replace(tmp, media_dir / digest.hexdigest())
         finally:
             tmp.unlink(missing_ok=True)
-        return f"{self.root_url}/_local/{digest.hexdigest()}/{quote(path.name)}"
+        return self._local_url(digest.hexdigest(), path)
+
+    def _local_url(self, digest: str, path: Path) -> str:
+        return f"{self.root_url}/_local/{digest}/{quote(path.name)}"
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job in the store (all accounts), oldest first, as the API shows them, plus
@@ -80,6 +86,14 @@ class RunningEmulator:
         if found is None:
             return {"credits_remaining": self.config.credits, "credits_used": 0, "requests": 0}
         return found.as_dict()
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _reason(exc: Exception) -> str:
