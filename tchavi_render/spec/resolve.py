@@ -224,6 +224,9 @@ class _Loader:
                 self._expand(shot_spec, spec.defaults, shot_vars, axes, shot_path, len(shots))
             )
         self._check_ids()
+        if self.errors:
+            # Shots with errors may not have reached their media: "unused" would be a guess.
+            raise self._fail()
         for asset in self.assets.values():
             if not asset.used:
                 self.warn(
@@ -232,8 +235,6 @@ class _Loader:
                 )
         if not spec.shots:
             self.warn(self.doc.locate(("shots",)), "the storyboard has no shots")
-        if self.errors:
-            raise self._fail()
         sources = [self.absolute]
         sources += [p.absolute() for p in self.var_files]
         sources += sorted(self.renderer.loader.loaded)
