@@ -10,10 +10,10 @@ Retry rules (the API has no idempotency key, so a second POST can bill a second 
 - 429: wait Retry-After (else a backoff) and try again, for every request: a 429'd request
   was certainly not acted on.
 - GET: retry 5xx, unreadable answers and transport errors with jittered exponential backoff.
-- POST: try again at once only when the request certainly did not reach the service
-  (connection refused, connect or pool timeout). After any other failure, look for the job
-  in GET /jobs (`find_unknown`): adopt the one candidate, refuse when there are several, and
-  submit again only when there is none.
+- POST: send again without looking for the job only when the request certainly did not
+  reach the service (connection refused, connect or pool timeout; or the 429 above). After
+  any other failure, look for the job in GET /jobs (`find_unknown`): adopt the one
+  candidate, refuse when there are several, and submit again only when there is none.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import httpx
 
 from tchavi_render.api.base import ClientCore, job_path
 from tchavi_render.api.errors import error_from_answer, parse_retry_after, parse_time
+from tchavi_render.api.errors import scrub as scrub_secret
 from tchavi_render.api.models import GenerationParams, Job, JobList
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import (
@@ -185,8 +186,16 @@ def _error(
 
 def _connection_error(core: ClientCore, exc: httpx.RequestError, what: str) -> ApiConnectionError:
     detail = str(exc) or type(exc).__name__
-    text = f"{type(exc).__name__}: {detail} (on {what})".replace(core.secret.reveal(), "***")
-    return ApiConnectionError(text)
+    return ApiConnectionError(_scrub(f"{type(exc).__name__}: {detail} (on {what})", core))
+
+
+def _malformed(core: ClientCore, response: httpx.Response, text: str) -> ServerError:
+    """An answer that is not what the API documents (it quotes the server, so it is scrubbed)."""
+    return ServerError(_scrub(text, core), status=response.status_code, code="malformed_response")
+
+
+def _scrub(text: str, core: ClientCore) -> str:
+    return scrub_secret(text, core.secret.reveal())
 
 
 def _wait_rate_limit(
@@ -240,10 +249,8 @@ def _get(
             try:
                 return parse(outcome.json())
             except ValueError as exc:  # not JSON, or JSON of the wrong shape
-                problem = ServerError(
-                    f"the answer is not what the API documents: {exc} (on {what})",
-                    status=outcome.status_code,
-                    code="malformed_response",
+                problem = _malformed(
+                    core, outcome, f"the answer is not what the API documents: {exc} (on {what})"
                 )
         failures += 1
         if failures > core.max_retries:
@@ -402,10 +409,10 @@ def submit(core: ClientCore, params: GenerationParams, known_ids: frozenset[str]
                     job = Job.model_validate(outcome.json())
                 except ValueError as exc:
                     # Accepted, but we cannot read which job it made: ambiguous.
-                    failure = ServerError(
+                    failure = _malformed(
+                        core,
+                        outcome,
                         f"the submit was accepted but its answer is unreadable: {exc} (on {what})",
-                        status=outcome.status_code,
-                        code="malformed_response",
                     )
                     reason = f"an unreadable {outcome.status_code} answer"
                 else:
@@ -545,7 +552,9 @@ def download(
         outcome = yield from _exchange(core, "GET", url, stream=True)
         if isinstance(outcome, httpx.RequestError):
             if not isinstance(outcome, TRANSIENT):
-                raise DownloadError(f"could not download the video{of}: {outcome}") from outcome
+                raise DownloadError(
+                    _scrub(f"could not download the video{of}: {outcome}", core)
+                ) from outcome
             problem = f"{type(outcome).__name__}: {outcome}"
         elif outcome.status_code == 429:
             rate_limited += 1
