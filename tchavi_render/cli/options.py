@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tchavi_render.engine.cache import default_cache_dir
-from tchavi_render.engine.workspace import PlanRequest
+if TYPE_CHECKING:
+    from tchavi_render.engine.workspace import PlanRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,6 +73,8 @@ def cache_dir_option(func: F) -> F:
 
 
 def resolve_cache_dir(cache_dir: Path | None) -> Path:
+    from tchavi_render.engine.cache import default_cache_dir
+
     return cache_dir if cache_dir is not None else default_cache_dir()
 
 
@@ -83,6 +85,8 @@ def plan_request(
     targets: tuple[str, ...] = (),
     force_replace: tuple[str, ...] = (),
 ) -> PlanRequest:
+    from tchavi_render.engine.workspace import PlanRequest
+
     return PlanRequest(
         spec_path=spec,
         variables=parse_vars(variables),

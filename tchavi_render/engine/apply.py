@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tchavi_render.api.models import Job
 from tchavi_render.engine.cache import CacheRecord, RenderCache
@@ -23,6 +23,7 @@ from tchavi_render.engine.lock import FailedAttempt, LockEntry, Lockfile, Output
 from tchavi_render.engine.plan import Action, Plan, PlannedShot
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import (
+    AmbiguousSubmit,
     ApiError,
     BudgetExceeded,
     DownloadError,
@@ -40,9 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ApplyEvent", "ApplyOptions", "ApplyResult", "Backend", "ShotOutcome", "apply_plan"]
 
-# How far back (seconds) to look for a job whose submit was interrupted: the service's
-# clock and ours may disagree a little.
-CLOCK_SKEW = 120.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -163,6 +162,9 @@ class _Run:
                 self.by_key.setdefault(planned.key, []).append(planned)
         self.committed = 0  # credits spent or in flight in this run, net of refunds
         self.stop_submitting = False
+        self.submit_turn = asyncio.Lock()
+        self.fatal: TchaviRenderError | None = None
+        self.blocked: set[str] = set()  # keys that failed in a way that forbids a submit
 
     # -- lock ---------------------------------------------------------------------------------
 
@@ -400,33 +402,36 @@ async def _render(
     known_ids = {e.job_id for e in run.lock.shots.values() if e.job_id}
     known_ids |= {i.job_id for i in run.journal.in_flight.values() if i.job_id}
     async with client:
+        # Submits interrupted before their job id was journaled are settled first, one by
+        # one, before anything new is submitted: otherwise a new job could be mistaken for
+        # the lost one.
+        for key, item in list(resumable.items()):
+            if item.job_id is None:
+                resolved = await _guarded(run, key, _recover_submit(run, client, item, known_ids))
+                if resolved is None:
+                    resumable.pop(key)
+                else:
+                    resumable[key] = resolved
         poller = asyncio.create_task(_poll_forever(run, client, tracker))
         try:
             tasks = []
             for key, item in resumable.items():
+                planned = to_render.get(key)
                 tasks.append(
-                    asyncio.create_task(
-                        _resume(
-                            run, client, tracker, semaphore, item, to_render.get(key), known_ids
-                        )
-                    )
+                    _guarded(run, key, _resume(run, client, tracker, semaphore, item, planned))
                 )
             for key, planned in to_render.items():
-                if key not in resumable:
+                if key not in resumable and key not in run.blocked:
                     tasks.append(
-                        asyncio.create_task(
-                            _submit_and_finish(run, client, tracker, semaphore, planned, known_ids)
+                        _guarded(
+                            run,
+                            key,
+                            _submit_and_finish(run, client, tracker, semaphore, planned, known_ids),
                         )
                     )
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for outcome in results:
-                if isinstance(outcome, BaseException) and not isinstance(
-                    outcome, TchaviRenderError
-                ):
-                    raise outcome
-            fatal = [r for r in results if isinstance(r, _FATAL)]
-            if fatal:
-                raise fatal[0]
+            await asyncio.gather(*tasks)
+            if run.fatal is not None:
+                raise run.fatal
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -436,6 +441,49 @@ async def _render(
 _FATAL = (InvalidApiKey, InsufficientCredits)
 
 
+async def _guarded(run: _Run, key: str, work: Awaitable[T]) -> T | None:
+    """Run one key's work; an API error fails that key's shots (no later step of this run
+    submits that key), not the whole apply. A bad key or an empty account stops every
+    further submit; the jobs in flight still finish, then the error is raised."""
+    try:
+        return await work
+    except TchaviRenderError as exc:
+        if isinstance(exc, _FATAL):
+            run.stop_submitting = True
+            run.fatal = run.fatal or exc
+        run.blocked.add(key)
+        code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
+        _fail_key(run, key, None, code, str(exc))
+        return None
+
+
+async def _recover_submit(
+    run: _Run, client: AsyncTchaviClient, item: InFlight, known_ids: set[str]
+) -> InFlight | None:
+    """Find the job of a submit that was interrupted before its id was journaled.
+
+    Returns the in-flight item with its job id, or None when the submit created nothing
+    (the key is then planned afresh like any other)."""
+    try:
+        job = await client.jobs.find_unknown(
+            since=item.started, model=item.model, credits=item.credits, known_ids=known_ids
+        )
+    except AmbiguousSubmit as exc:
+        raise AmbiguousSubmit(
+            f"an earlier apply was interrupted while submitting {item.shot!r}, and the "
+            f"account has several jobs that could be it ({', '.join(exc.candidate_ids)}). "
+            "Nothing was submitted again. If none of them is this shot's, delete "
+            f"{run.journal.path} and apply again",
+            candidate_ids=exc.candidate_ids,
+        ) from None
+    if job is None:
+        run.journal.abandoned(item.key)
+        return None
+    known_ids.add(job.id)
+    run.journal.submitted(item.key, job.id)
+    return replace(item, job_id=job.id)
+
+
 async def _resume(
     run: _Run,
     client: AsyncTchaviClient,
@@ -443,33 +491,16 @@ async def _resume(
     semaphore: asyncio.Semaphore,
     item: InFlight,
     planned: PlannedShot | None,
-    known_ids: set[str],
 ) -> None:
     """Finish a job an earlier apply started (it is paid: never submit it again)."""
+    assert item.job_id is not None
     async with semaphore:
-        job_id = item.job_id
-        if job_id is None:
-            job = await client.jobs.find_unknown(
-                since=item.started - CLOCK_SKEW,
-                model=item.model,
-                credits=item.credits,
-                known_ids=known_ids,
-            )
-            if job is None:
-                # The interrupted submit created nothing: it is safe to submit afresh.
-                run.journal.abandoned(item.key)
-                if planned is not None:
-                    await _submit_locked(run, client, tracker, planned, known_ids)
-                return
-            job_id = job.id
-            known_ids.add(job_id)
-            run.journal.submitted(item.key, job_id)
         run.emit(
             ApplyEvent(
-                "resume", item.shot, job_id=job_id, message="resuming a job of an earlier run"
+                "resume", item.shot, job_id=item.job_id, message="resuming a job of an earlier run"
             )
         )
-        await _finish(run, client, tracker, item.key, job_id, item.shot, planned)
+        await _finish(run, client, tracker, item.key, item.job_id, item.shot, planned)
 
 
 async def _submit_and_finish(
@@ -507,21 +538,25 @@ async def _submit_locked(
         run.emit(ApplyEvent("failed", planned.id, message="--max-credits reached; not submitted"))
         return
     params = shot.params(_media_value(run.backend))
-    run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
-    run.committed += cost
-    try:
-        job = await client.videos.generations.create(params, known_job_ids=known_ids)
-    except ApiError as exc:
-        run.committed -= cost
-        run.journal.abandoned(planned.key)
-        if isinstance(exc, _FATAL):
-            run.stop_submitting = True
-        _fail_key(run, planned.key, None, exc.code if exc.code else "api_error", str(exc))
-        if isinstance(exc, _FATAL):
+    # One submit at a time, from intent to journaled job id: after a crash at most one
+    # intent lacks its id, so the job found for it cannot be another shot's.
+    async with run.submit_turn:
+        if run.stop_submitting:
+            run.outcome(planned.id, "skipped", None, "not submitted: an earlier error stopped it")
+            return
+        run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
+        run.committed += cost
+        try:
+            job = await client.videos.generations.create(params, known_job_ids=known_ids)
+        except AmbiguousSubmit:
+            # A job may exist: the intent stays, and the next apply looks for it.
             raise
-        return
-    known_ids.add(job.id)
-    run.journal.submitted(planned.key, job.id)
+        except ApiError:
+            run.committed -= cost
+            run.journal.abandoned(planned.key)
+            raise
+        known_ids.add(job.id)
+        run.journal.submitted(planned.key, job.id)
     run.result.credits_used += job.credits_used or cost
     run.emit(
         ApplyEvent(

@@ -98,7 +98,7 @@ def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
         )
     media = MediaIndex(cache_dir / "media-index.json")
     spec = load_spec(
-        spec_path.resolve(),
+        spec_path,
         variables=dict(request.variables),
         var_files=request.var_files,
         media=media,

@@ -15,7 +15,9 @@ def store(cache: RenderCache, key: str, data: bytes) -> CacheRecord:
     tmp = cache.tmp_dir / "download.mp4"
     tmp.write_bytes(data)
     cache.add_object(tmp, sha)
-    record = CacheRecord(key, sha, len(data), "job_1", "seedance-2", 1300, 0, 5, "480p", time.time())
+    record = CacheRecord(
+        key, sha, len(data), "job_1", "seedance-2", 1300, 0, 5, "480p", time.time()
+    )
     cache.put(record)
     return record
 

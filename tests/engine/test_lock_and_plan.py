@@ -165,7 +165,11 @@ def test_targets_limit_the_plan_and_replace_forces_a_render(tmp_path: Path) -> N
 def test_durations_resolutions_and_auto_are_estimated_as_billed(tmp_path: Path) -> None:
     plan = plan_for(
         tmp_path,
-        [shot("a", "1", duration=8), shot("b", "2", resolution="720p"), shot("c", "3", duration=-1)],
+        [
+            shot("a", "1", duration=8),
+            shot("b", "2", resolution="720p"),
+            shot("c", "3", duration=-1),
+        ],
         Lockfile(),
     )
     assert [p.estimated_credits for p in plan.shots] == [8 * 260, 5 * 580, 10 * 260]
