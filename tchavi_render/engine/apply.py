@@ -34,6 +34,7 @@ from tchavi_render.errors import (
     MediaExpired,
     TchaviRenderError,
 )
+from tchavi_render.failpoints import failpoint
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, UrlMedia
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ class _Run:
         if not force and now - self._last_lock_write < self.options.lock_write_interval:
             return
         write_lock(self.lock_path, self.lock)
+        failpoint("after-lock")
         self._last_lock_write = now
         self._lock_dirty = False
         self.result.lock = self.lock
@@ -400,7 +402,8 @@ async def _render(
     tracker = _Tracker()
     semaphore = asyncio.Semaphore(max(1, run.options.concurrency))
     known_ids = {e.job_id for e in run.lock.shots.values() if e.job_id}
-    known_ids |= {i.job_id for i in run.journal.in_flight.values() if i.job_id}
+    known_ids |= {e.failed.job_id for e in run.lock.shots.values() if e.failed}
+    known_ids |= run.journal.known_job_ids
     async with client:
         # Submits interrupted before their job id was journaled are settled first, one by
         # one, before anything new is submitted: otherwise a new job could be mistaken for
@@ -544,7 +547,9 @@ async def _submit_locked(
         if run.stop_submitting:
             run.outcome(planned.id, "skipped", None, "not submitted: an earlier error stopped it")
             return
+        failpoint("before-intent")
         run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
+        failpoint("before-submit")
         run.committed += cost
         try:
             job = await client.videos.generations.create(params, known_job_ids=known_ids)
@@ -555,8 +560,10 @@ async def _submit_locked(
             run.committed -= cost
             run.journal.abandoned(planned.key)
             raise
+        failpoint("after-submit")
         known_ids.add(job.id)
         run.journal.submitted(planned.key, job.id)
+        failpoint("after-journal")
     run.result.credits_used += job.credits_used or cost
     run.emit(
         ApplyEvent(
@@ -619,6 +626,7 @@ async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) ->
         try:
             sha256, size = await client.download(job, tmp)
             _check_video(tmp)
+            failpoint("after-download")
         except MediaExpired:
             tmp.unlink(missing_ok=True)
             raise
@@ -641,6 +649,7 @@ async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) ->
             created=time.time(),
         )
         run.cache.put(record)
+        failpoint("after-cache")
         return record
     assert last is not None
     raise last
@@ -704,6 +713,7 @@ async def _poll_forever(run: _Run, client: AsyncTchaviClient, tracker: _Tracker)
         before = len(tracker.waiting)
         try:
             await _poll_once(client, tracker)
+            failpoint("after-poll")
         except InvalidApiKey as exc:
             for job_id in list(tracker.waiting):
                 tracker.fail(job_id, exc)

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from tchavi_render.atomic import atomic_write_text
+from tchavi_render.atomic import atomic_open
 from tchavi_render.errors import LockfileError
+from tchavi_render.failpoints import failpoint
 
 __all__ = [
     "LOCK_VERSION",
@@ -223,5 +224,7 @@ def write_lock(path: Path, lock: Lockfile) -> bool:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    atomic_write_text(path, text)
+    with atomic_open(path) as handle:
+        handle.write(text.encode("utf-8"))
+        failpoint("mid-lock-write")
     return True
