@@ -656,13 +656,19 @@ async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) ->
 
 
 def _check_video(path: Path) -> None:
-    """The file must open as a video container with a video stream."""
+    """The file must be a video whose every frame decodes without error: the API gives no
+    checksum, and a body with the right length but damaged bytes opens fine as a container
+    (FFmpeg conceals decoding errors unless told to fail on them)."""
     import av
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DownloadError(f"{path.name}: the download has no video stream")
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"err_detect": "explode"}
+            if sum(1 for _ in container.decode(stream)) == 0:
+                raise DownloadError(f"{path.name}: the download has no video frames")
     except av.error.FFmpegError as exc:
         raise DownloadError(f"the download is not a readable video ({exc})") from None
 
