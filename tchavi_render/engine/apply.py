@@ -600,9 +600,15 @@ async def _finish(
         return
     try:
         record = await _download(run, client, key, job)
-    except (DownloadError, MediaExpired, ApiError) as exc:
+    except MediaExpired as exc:
         run.journal.finished(key, job_id)
         _fail_key(run, key, job_id, "download_failed", str(exc), job)
+        return
+    except (DownloadError, ApiError) as exc:
+        # The job is paid for and its video may download later: it stays in the journal,
+        # so the next apply fetches it again instead of paying for a new job.
+        message = f"{exc}; the next apply downloads it again (no new job)"
+        _fail_key(run, key, job_id, "download_failed", message)
         return
     run.journal.finished(key, job_id)
     for sharer in run.by_key.get(key, []):

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Spoil = Literal["cut", "short", "corrupt"]
+Spoil = Literal["cut", "short", "corrupt", "missing"]
 
 
 class SpoilingProxy:
@@ -19,7 +19,8 @@ class SpoilingProxy:
 
     - `cut`: announces the full length, sends half, drops the connection;
     - `short`: announces and sends half (a consistent but truncated body);
-    - `corrupt`: the full length, with bytes flipped in the middle of the file.
+    - `corrupt`: the full length, with bytes flipped in the middle of the file;
+    - `missing`: 404 for every video, until `spoil` is changed.
     """
 
     def __init__(self, upstream: str, spoil: Spoil) -> None:
@@ -58,6 +59,11 @@ class SpoilingProxy:
         data = answer.read()
         connection.close()
         spoil = None
+        if handler.path.startswith("/files/") and self.spoil == "missing":
+            handler.send_response(404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         if handler.path.startswith("/files/") and answer.status == 200:
             with self._lock:
                 self.downloads.append(handler.path)

@@ -39,3 +39,22 @@ def test_a_spoiled_download_is_fetched_again_and_the_output_is_the_rendered_file
         assert hashlib.sha256(placed).hexdigest() == entry.output.sha256
         with av.open(str(project.root / entry.output.path)) as container:
             assert sum(1 for _ in container.decode(video=0)) == 24
+
+
+def test_videos_that_cannot_be_downloaded_are_fetched_by_the_next_apply_without_a_new_job(
+    project_factory: Callable[..., Project],
+) -> None:
+    project = project_factory()
+    project.write(storyboard(SHOTS))
+    with spoiling_proxy(project.emulator.root_url, "missing") as proxy:
+        env = {"TCHAVI_BASE_URL": f"{proxy.root_url}/api/v1"}
+        project.env = lambda: {**Project.env(project), **env}  # type: ignore[method-assign]
+        first = project.apply(ok=False)
+        assert first.exit_code == 1
+        assert first.output.count("the next apply downloads it again (no new job)") >= SHOTS
+        proxy.spoil = "cut"
+        second = project.apply()
+    assert "3 rendered" in second.output
+    assert len(project.jobs()) == SHOTS
+    lock = read_lock(project.lock)
+    assert {e.job_id for e in lock.shots.values()} == {j["id"] for j in project.jobs()}
