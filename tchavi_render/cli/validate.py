@@ -51,10 +51,11 @@ def validate(
     else:
         for problem in _in_file_order(errors, warnings):
             click.echo(_line(problem), err=True)
-        if errors and len(errors) + len(warnings) > 1:
-            click.echo(
-                f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
-            )
+        if errors:
+            if len(errors) + len(warnings) > 1:
+                click.echo(
+                    f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
+                )
         else:
             note = f" ({_count(warnings, 'warning')})" if warnings else ""
             click.echo(f"{spec}: valid, {_count(shots, 'shot')}{note}")
