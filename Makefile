@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check schema examples clean
+.PHONY: install demo test bench lint typecheck check schema examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The figures of docs/benchmarks.md (about 15 minutes; not part of test or check). DVC is
+# installed into its own virtualenv under ~/.cache/tchavi-render-bench on first use.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tchavi_render tests benchmarks
