@@ -156,6 +156,7 @@ class _Run:
         self.result = ApplyResult(lock=lock)
         self._lock_dirty = False
         self._last_lock_write = 0.0
+        self._lock_write_cost = 0.0
         # key -> every planned shot that takes that key's render
         self.by_key: dict[str, list[PlannedShot]] = {}
         for planned in plan.shots:
@@ -175,10 +176,13 @@ class _Run:
         if not self._lock_dirty:
             return
         now = time.monotonic()
-        if not force and now - self._last_lock_write < self.options.lock_write_interval:
+        # A big lock takes a while to write: space the writes so they stay a tenth of the time.
+        interval = max(self.options.lock_write_interval, 10 * self._lock_write_cost)
+        if not force and now - self._last_lock_write < interval:
             return
         write_lock(self.lock_path, self.lock)
         failpoint("after-lock")
+        self._lock_write_cost = time.monotonic() - now
         self._last_lock_write = now
         self._lock_dirty = False
         self.result.lock = self.lock
@@ -377,19 +381,34 @@ class _Tracker:
     def __init__(self) -> None:
         self.waiting: dict[str, asyncio.Future[Job]] = {}
         self.wakeup = asyncio.Event()
+        self.since: dict[str, float] = {}  # job id -> when it began to be watched
+        self.quickest: float | None = None  # the shortest watch that ended in a settle
 
     def watch(self, job_id: str) -> asyncio.Future[Job]:
         future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         self.waiting[job_id] = future
+        self.since[job_id] = time.monotonic()
         self.wakeup.set()
         return future
 
     def settle(self, job: Job) -> None:
         future = self.waiting.pop(job.id, None)
+        started = self.since.pop(job.id, None)
+        if started is not None:
+            took = time.monotonic() - started
+            self.quickest = took if self.quickest is None else min(self.quickest, took)
         if future is not None and not future.done():
             future.set_result(job)
 
+    def next_due(self) -> float | None:
+        """When the oldest job in flight should be done, judging by the quickest so far
+        (renders of one apply take about as long as each other); None before any."""
+        if self.quickest is None or not self.since:
+            return None
+        return min(self.since.values()) + self.quickest
+
     def fail(self, job_id: str, exc: BaseException) -> None:
+        self.since.pop(job_id, None)
         future = self.waiting.pop(job_id, None)
         if future is not None and not future.done():
             future.set_exception(exc)
@@ -442,6 +461,7 @@ async def _render(
 
 
 _FATAL = (InvalidApiKey, InsufficientCredits)
+MIN_POLL_INTERVAL = 0.25
 
 
 async def _guarded(run: _Run, key: str, work: Awaitable[T]) -> T | None:
@@ -631,7 +651,9 @@ async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) ->
         tmp = run.cache.tmp_dir / f"dl-{uuid.uuid4().hex}.mp4"
         try:
             sha256, size = await client.download(job, tmp)
-            _check_video(tmp)
+            # Decoding every frame takes a while; PyAV releases the GIL, so polls, submits and
+            # other downloads go on meanwhile.
+            await asyncio.to_thread(_check_video, tmp)
             failpoint("after-download")
         except MediaExpired:
             tmp.unlink(missing_ok=True)
@@ -721,7 +743,12 @@ async def _poll_forever(run: _Run, client: AsyncTchaviClient, tracker: _Tracker)
             tracker.wakeup.clear()
             await tracker.wakeup.wait()
             interval = run.options.poll_interval
-        await asyncio.sleep(interval)
+        delay = interval
+        due = tracker.next_due()
+        if due is not None and due > time.monotonic():
+            # Wake when the next job should be done (an overdue one gets the backoff).
+            delay = min(interval, max(due - time.monotonic(), MIN_POLL_INTERVAL))
+        await asyncio.sleep(delay)
         before = len(tracker.waiting)
         try:
             await _poll_once(client, tracker)
