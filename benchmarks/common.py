@@ -20,10 +20,32 @@ BENCH_CACHE = Path(
 )
 
 
+# Runs the CLI and, on its way out, writes its peak RSS (VmHWM, in KiB) to a file.
+# ru_maxrss of a child would also count what the child was before exec: a copy of the
+# parent, which here may be the biggest process of the run.
+PEAK = """
+import atexit, os, runpy, sys
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(os.environ["TCHAVI_BENCH_PEAK"], "w").write(line.split()[1])
+
+atexit.register(peak)
+sys.argv[0] = "tchavi-render"
+runpy.run_module("tchavi_render", run_name="__main__")
+"""
+
+
+def cli_with_peak(peak_file: Path) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run the CLI and record its peak RSS in `peak_file`."""
+    return [sys.executable, "-c", PEAK], {"TCHAVI_BENCH_PEAK": str(peak_file)}
+
+
 def run(
     args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> tuple[float, int, str]:
-    """Run a process to its end: (wall seconds, peak RSS in MB, output)."""
+    """Run a process to its end: (wall seconds, ru_maxrss in MB, output)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         list(args),

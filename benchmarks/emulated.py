@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import CLI
+from benchmarks.common import cli_with_peak
 
 DOCS_SLEEP = 5.0
 
@@ -54,15 +54,18 @@ class TimedApply:
 
 def timed_apply(spec: Path, base_url: str, key: str, cache: Path, *args: str) -> TimedApply:
     """`apply --yes --json` as a child process, stamping each event line as it arrives."""
+    peak_file = cache.parent / f"{cache.name}.peak"
+    cli, peak_env = cli_with_peak(peak_file)
     env = {
         **os.environ,
+        **peak_env,
         "TCHAVI_BASE_URL": base_url,
         "TCHAVI_API_KEY": key,
         "TCHAVI_RENDER_CACHE_DIR": str(cache),
     }
     started = time.perf_counter()
     process = subprocess.Popen(
-        [*CLI, "apply", "--yes", "--json", *args, str(spec)],
+        [*cli, "apply", "--yes", "--json", *args, str(spec)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -75,10 +78,10 @@ def timed_apply(spec: Path, base_url: str, key: str, cache: Path, *args: str) ->
             stamp = time.perf_counter() - started
             if line.startswith("{"):
                 events.append((stamp, json.loads(line)))
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    process.wait()
     wall = time.perf_counter() - started
-    return TimedApply(wall, int(usage.ru_maxrss / 1024), process.returncode, events)
+    peak_mb = int(peak_file.read_text()) // 1024 if peak_file.exists() else -1
+    return TimedApply(wall, peak_mb, process.returncode, events)
 
 
 def docs_loop(base_url: str, key: str, prompts: list[str], out: Path) -> float:
