@@ -26,10 +26,12 @@
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
+    ├── RemoteCacheError                 the remote cache (S3) is misconfigured, unreachable
+    │                                    or refuses a request
     └── UserAborted                      the user answered no at the confirmation
 
 Messages name the place and end with what to do. The API key never appears in any of them:
-nothing here is ever given the key.
+nothing here is ever given the key (nor the S3 credentials, nor the cache-signing secret).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "PlanStale",
     "Problem",
     "RateLimited",
+    "RemoteCacheError",
     "ServerError",
     "SpecError",
     "TchaviRenderError",
@@ -283,6 +286,11 @@ class LockHeld(TchaviRenderError):
 
 class LockfileError(TchaviRenderError):
     """The lockfile exists but is not one we can read."""
+
+
+class RemoteCacheError(TchaviRenderError):
+    """The remote cache cannot be used: bad settings, no boto3, no credentials, no bucket,
+    access denied, or unreachable."""
 
 
 class UserAborted(TchaviRenderError):

@@ -30,9 +30,12 @@ from tchavi_render.api.models import (
 
 __all__ = [
     "BACKENDS",
+    "CACHE_MODES",
     "GENERATION_FIELDS",
+    "MAX_MEDIA_URL_TTL",
     "RESERVED_NAMES",
     "SCHEMA_VERSION",
+    "CacheSpec",
     "Defaults",
     "GenerationFields",
     "ShotSpec",
@@ -40,6 +43,7 @@ __all__ = [
     "describe",
     "is_template",
     "json_schema",
+    "parse_s3_url",
     "var_name_problem",
 ]
 
@@ -50,6 +54,10 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 BACKENDS: tuple[str, ...] = ("tchavi", "local")
+CACHE_MODES: tuple[str, ...] = ("read-write", "read")
+# S3 refuses presigned URLs that live longer than a week.
+MAX_MEDIA_URL_TTL = 7 * 24 * 3600
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -349,6 +357,102 @@ class ShotSpec(GenerationFields):
     )
 
 
+def parse_s3_url(text: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix"); ValueError says what is wrong."""
+    if not text.startswith("s3://"):
+        raise ValueError(f"must be an s3:// URL like s3://my-bucket/renders, got {text!r}")
+    bucket, _, prefix = text[len("s3://") :].partition("/")
+    if not _BUCKET.match(bucket):
+        raise ValueError(
+            f"{bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, dots "
+            "and hyphens); write s3://BUCKET/PREFIX"
+        )
+    parts = [p for p in prefix.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"the prefix of {text!r} must not contain . or .. parts")
+    return bucket, "/".join(parts)
+
+
+def _remote_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    parse_s3_url(_string(v))
+    return str(v)
+
+
+def _endpoint_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not _string(v).startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL like https://s3.example.com, got {v!r}")
+    return str(v)
+
+
+def _ttl(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_MEDIA_URL_TTL:
+        return v
+    raise ValueError(f"must be a number of seconds from 1 to {MAX_MEDIA_URL_TTL} (a week)")
+
+
+class CacheSpec(_Frozen):
+    """The remote cache shared by a team and its CI: an S3 bucket (or any S3-compatible store).
+
+    Credentials are never written here: boto3 finds them (environment, profile, role).
+    """
+
+    model_config = ConfigDict(title="Cache")
+
+    remote: Annotated[
+        str | None,
+        PlainValidator(_remote_url),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"},
+                    _NULL,
+                ],
+                "description": "s3://BUCKET/PREFIX: renders shared by every machine; "
+                "TCHAVI_RENDER_REMOTE_CACHE overrides it (off disables it).",
+            }
+        ),
+    ] = None
+    endpoint_url: Annotated[
+        str | None,
+        PlainValidator(_endpoint_url),
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "string", "pattern": "^https?://"}, _NULL],
+                "description": "An S3-compatible store's URL (MinIO, R2, ...); default: AWS.",
+            }
+        ),
+    ] = None
+    mode: Annotated[
+        str,
+        PlainValidator(_choice(CACHE_MODES)),
+        WithJsonSchema(
+            {
+                "enum": list(CACHE_MODES),
+                "default": "read-write",
+                "description": "read: use renders others made, never upload (untrusted "
+                "pull-request builds); TCHAVI_RENDER_REMOTE_CACHE_MODE overrides it.",
+            }
+        ),
+    ] = "read-write"
+    media_url_ttl: Annotated[
+        int,
+        PlainValidator(_ttl),
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_MEDIA_URL_TTL,
+                "default": 3600,
+                "description": "Seconds the presigned URLs of hosted local media stay valid.",
+            }
+        ),
+    ] = 3600
+
+
 class Spec(_Frozen):
     """A storyboard: shots rendered on the Tchavi video API."""
 
@@ -403,6 +507,9 @@ class Spec(_Frozen):
     ] = Field(
         default_factory=dict,
         description="Named media: a path relative to the spec, or an http(s) URL.",
+    )
+    cache: CacheSpec | None = Field(
+        default=None, description="A remote cache shared by a team and its CI (S3)."
     )
     shots: tuple[ShotSpec, ...] = Field(description="The shots, in storyboard order.")
 

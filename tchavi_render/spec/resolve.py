@@ -246,6 +246,7 @@ class _Loader:
             shots=tuple(shots),
             warnings=tuple(self._sorted(self.warnings)),
             sources=tuple(dict.fromkeys(sources)),
+            cache=spec.cache,
         )
 
     def _read_yaml(self, path: Path, what: str, fix: str) -> YamlDoc | None:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from tchavi_render.api.models import GenerationParams
 from tchavi_render.errors import Problem
+from tchavi_render.spec.model import CacheSpec
 
 __all__ = [
     "LoadedSpec",
@@ -134,6 +135,7 @@ class LoadedSpec:
     warnings: tuple[Problem, ...] = ()
     # every file the shots depend on besides media: the spec, var files, templates
     sources: tuple[Path, ...] = field(default=())
+    cache: CacheSpec | None = None  # the `cache:` section: a remote cache (see engine/remote.py)
 
     def shot(self, shot_id: str) -> Shot:
         for shot in self.shots:
