@@ -104,7 +104,7 @@ def apply(
         apply_lock(request.spec_path.resolve(), lock_timeout),
         open_workspace(request, cache_root) as ws,
     ):
-        plan = ws.plan()
+        plan = ws.plan(backend=backend)
         if saved is not None:
             check_saved_plan(saved, ws, plan, target)
         journal = Journal(journal_path_for(ws.spec.path))
@@ -127,7 +127,12 @@ def apply(
         options = ApplyOptions(concurrency=concurrency, max_credits=max_credits, frozen=frozen)
         chosen = backend or ws.spec.backend
         with open_backend(
-            chosen, spec=ws.spec, cache_dir=cache_root, base_url=base_url, max_rpm=max_rpm
+            chosen,
+            spec=ws.spec,
+            cache_dir=cache_root,
+            base_url=base_url,
+            max_rpm=max_rpm,
+            remote=ws.remote,
         ) as be:
             rich_sink: RichEvents | None = None
             sink: EventSink

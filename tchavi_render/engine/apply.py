@@ -512,7 +512,31 @@ async def _submit_and_finish(
     known_ids: set[str],
 ) -> None:
     async with semaphore:
+        if await _rendered_elsewhere(run, planned):
+            return
         await _submit_locked(run, client, tracker, planned, known_ids)
+
+
+async def _rendered_elsewhere(run: _Run, planned: PlannedShot) -> bool:
+    """Another machine may have rendered this key since planning: the cache is asked once
+    more just before paying (only a remote layer can say yes; see RenderCache.pull)."""
+    record = await asyncio.to_thread(run.cache.pull, planned.key)
+    if record is None:
+        return False
+    for sharer in run.by_key.get(planned.key, []):
+        if sharer.action in (Action.CREATE, Action.REPLACE, Action.REUSE):
+            run.place(sharer, record)
+            run.outcome(sharer.id, "reused", record.job_id)
+            run.emit(
+                ApplyEvent(
+                    "reuse",
+                    sharer.id,
+                    job_id=record.job_id,
+                    message="rendered meanwhile on another machine; from the remote cache",
+                )
+            )
+    run.save_lock()
+    return True
 
 
 async def _submit_locked(

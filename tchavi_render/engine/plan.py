@@ -61,9 +61,10 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class ReuseSource:
-    """Where a reused render comes from: the cache, a locked output, or a shot of this run."""
+    """Where a reused render comes from: the cache, a locked output, a shot of this run, or
+    the remote cache."""
 
-    kind: str  # "cache" | "lock" | "run"
+    kind: str  # "cache" | "lock" | "run" | "remote"
     key: str
     from_shot: str | None = None  # the shot whose locked output or new render is reused
     output: OutputRecord | None = None
@@ -220,11 +221,14 @@ def make_plan(
     targets: Sequence[str] = (),
     force_replace: Sequence[str] = (),
     keys: Mapping[str, str] | None = None,
+    remote: Callable[[str], bool] | None = None,
 ) -> Plan:
     """Compare the spec with the lock and the cache.
 
     `cached(key)` says whether the cache holds a render of that key; `output_intact(record)`
     whether a locked output file is present with its digest. Neither may touch the network.
+    `remote(key)` says whether the remote cache holds a trusted render of that key: it is
+    asked only for shots that would otherwise need a job, and only reads.
     `targets` (globs) limit the plan to matching shots; `force_replace` (globs) forces a new
     render of matching shots even when unchanged.
     """
@@ -249,6 +253,7 @@ def make_plan(
                 output_intact=output_intact,
                 forced=matches(shot.id, force_replace),
                 submitting=submitting,
+                remote=remote,
             )
         )
 
@@ -284,6 +289,7 @@ def _plan_shot(
     output_intact: Callable[[OutputRecord], bool],
     forced: bool,
     submitting: dict[str, str],
+    remote: Callable[[str], bool] | None = None,
 ) -> PlannedShot:
     entry = lock.shots.get(shot.id)
     cost = estimate_credits(shot.resolution, shot.duration)
@@ -348,6 +354,13 @@ def _plan_shot(
                 changes,
                 ReuseSource("lock", key, from_shot=other_id, output=other.output),
             )
+    if remote is not None and remote(key):
+        return planned(
+            Action.REUSE,
+            ["in the remote cache", *_describe(changes)],
+            changes,
+            ReuseSource("remote", key),
+        )
     if entry is None:
         return planned(Action.CREATE, ["new shot"])
     if not entry.rendered and entry.failed is not None:

@@ -13,6 +13,7 @@ from tchavi_render.engine.cache import RenderCache
 from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.lock import Lockfile, OutputRecord, lock_path_for, read_lock
 from tchavi_render.engine.plan import Plan, make_plan
+from tchavi_render.engine.remote import LayeredCache, RemoteCache, check_media_hosting, open_remote
 from tchavi_render.errors import PlanStale, TchaviRenderError
 from tchavi_render.media import MediaIndex
 from tchavi_render.spec import load_spec
@@ -51,6 +52,7 @@ class Workspace:
     lock: Lockfile
     cache: RenderCache
     media: MediaIndex
+    remote: RemoteCache | None = None  # the shared bucket, when one is configured
 
     def close(self) -> None:
         self.media.save()
@@ -72,7 +74,10 @@ class Workspace:
         except OSError:
             return False
 
-    def plan(self) -> Plan:
+    def plan(self, backend: str | None = None) -> Plan:
+        """The plan for `backend` (default: the spec's), which decides whether local media
+        need a bucket to be hosted in."""
+        check_media_hosting(self.spec, backend or self.spec.backend, self.remote)
         keys = {shot.id: shot_key(shot) for shot in self.spec.shots}
         return make_plan(
             self.spec,
@@ -82,6 +87,7 @@ class Workspace:
             targets=self.request.targets,
             force_replace=self.request.force_replace,
             keys=keys,
+            remote=self.remote.has if self.remote is not None else None,
         )
 
     def reload_lock(self) -> None:
@@ -104,13 +110,15 @@ def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
         media=media,
     )
     lock_path = lock_path_for(spec.path)
+    remote = open_remote(spec.cache)
     return Workspace(
         request=request,
         spec=spec,
         lock_path=lock_path,
         lock=read_lock(lock_path),
-        cache=RenderCache(cache_dir),
+        cache=RenderCache(cache_dir) if remote is None else LayeredCache(cache_dir, remote),
         media=media,
+        remote=remote,
     )
 
 
