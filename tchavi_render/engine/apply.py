@@ -165,6 +165,7 @@ class _Run:
         self.submit_turn = asyncio.Lock()
         self.fatal: TchaviRenderError | None = None
         self.blocked: set[str] = set()  # keys that failed in a way that forbids a submit
+        self.rerender: dict[str, PlannedShot] = {}  # remote reuses that must render after all
 
     # -- lock ---------------------------------------------------------------------------------
 
@@ -252,6 +253,7 @@ async def apply_plan(
 
     try:
         _apply_local(run)
+        to_render.update(run.rerender)
         if to_render or resumable:
             await _render(run, to_render, resumable)
     finally:
@@ -324,6 +326,8 @@ def _reuse(run: _Run, planned: PlannedShot) -> None:
     if record is None and planned.source.output is not None:
         # The cache lacks it, but a locked output has those bytes: adopt it into the cache.
         record = _record_from_locked(run, planned)
+    if record is None and _render_instead(run, planned):
+        return
     if record is None:
         # The cache entry vanished or was corrupt since planning: it must render after all.
         run.outcome(planned.id, "failed", None, "cached render missing or corrupt; run again")
@@ -334,6 +338,27 @@ def _reuse(run: _Run, planned: PlannedShot) -> None:
     )
     run.outcome(planned.id, "reused", record.job_id)
     run.emit(ApplyEvent("reuse", planned.id, job_id=record.job_id, message=planned.reasons[0]))
+
+
+def _render_instead(run: _Run, planned: PlannedShot) -> bool:
+    """A render the remote cache offered at plan time but could not deliver (gone, or its
+    bytes not those its record names) is rendered after all, as a job, unless --frozen."""
+    shot = planned.shot
+    if shot is None or planned.source is None or planned.source.kind != "remote":
+        return False
+    if run.options.frozen:
+        return False
+    locked = planned.locked is not None and planned.locked.rendered
+    replanned = replace(
+        planned,
+        action=Action.REPLACE if locked else Action.CREATE,
+        source=None,
+        estimated_credits=estimate_credits(shot.resolution, shot.duration),
+        reasons=("the remote cache could not deliver its render",),
+    )
+    run.by_key[planned.key] = [replanned if p is planned else p for p in run.by_key[planned.key]]
+    run.rerender[planned.key] = replanned
+    return True
 
 
 def _record_from_locked(run: _Run, planned: PlannedShot) -> CacheRecord | None:
@@ -561,7 +586,8 @@ async def _submit_locked(
         )
         run.emit(ApplyEvent("failed", planned.id, message="--max-credits reached; not submitted"))
         return
-    params = shot.params(_media_value(run.backend))
+    # Local media may be uploaded to a bucket first: off the event loop, so polls go on.
+    params = await asyncio.to_thread(shot.params, _media_value(run.backend))
     # One submit at a time, from intent to journaled job id: after a crash at most one
     # intent lacks its id, so the job found for it cannot be another shot's.
     async with run.submit_turn:

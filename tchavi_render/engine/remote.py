@@ -283,6 +283,7 @@ class RemoteCache:
         self._client_lock = threading.Lock()
         self._records: dict[str, CacheRecord | None] = {}
         self._hosted: set[str] = set()
+        self._corrupt: set[str] = set()  # digests whose object in the bucket has other bytes
 
     @property
     def client(self) -> Any:
@@ -405,6 +406,7 @@ class RemoteCache:
             body.close()
         if got != size or digest.hexdigest() != sha256:
             tmp.unlink(missing_ok=True)
+            self._corrupt.add(sha256)
             self.warn(f"{name} does not match its sha256; it is ignored and never used")
             return None
         return tmp
@@ -419,10 +421,12 @@ class RemoteCache:
                 "where writing is trusted"
             )
 
-    def _put_file(self, name: str, path: Path, sha256: str, content_type: str) -> bool:
-        """Upload `path` as `name` unless the bucket has it (HEAD first). The bytes are
-        checked against `sha256` here, and S3 checks them again on arrival."""
-        if self._exists(f"looking for {name}", name):
+    def _put_file(
+        self, name: str, path: Path, sha256: str, content_type: str, *, replace: bool = False
+    ) -> bool:
+        """Upload `path` as `name` unless the bucket has it (HEAD first; `replace` skips the
+        look). The bytes are checked against `sha256` here, and S3 checks them on arrival."""
+        if not replace and self._exists(f"looking for {name}", name):
             return False
         try:
             actual, _ = _file_sha256(path)
@@ -445,9 +449,14 @@ class RemoteCache:
         return True
 
     def put_object(self, sha256: str, path: Path) -> bool:
-        """Upload a rendered video by its digest; False when the bucket already had it."""
+        """Upload a rendered video by its digest; False when the bucket already had it. An
+        object found corrupt in this run is replaced."""
         self.require_writable("uploading a render")
-        return self._put_file(self.config.object_key(sha256), path, sha256, "video/mp4")
+        name = self.config.object_key(sha256)
+        replace = sha256 in self._corrupt
+        wrote = self._put_file(name, path, sha256, "video/mp4", replace=replace)
+        self._corrupt.discard(sha256)
+        return wrote
 
     def put_record(self, record: CacheRecord) -> None:
         """Write (or overwrite: the last writer wins) the record of `record.key`."""
