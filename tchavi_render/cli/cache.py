@@ -165,11 +165,13 @@ def pull(
 
     Exits 1 when the remote cache lacks some locked render.
     """
+    from tchavi_render.engine.applylock import apply_lock
     from tchavi_render.engine.cache import RenderCache
     from tchavi_render.engine.remote import pull_locked
 
     directory = resolve_cache_dir(cache_dir)
     loaded, lock, remote = _locked(spec, variables, var_files, directory)
-    with RenderCache(directory) as store:
+    # It writes the outputs, as apply does: not while an apply runs.
+    with apply_lock(loaded.path), RenderCache(directory) as store:
         transfer = pull_locked(lock, loaded.project_dir, store, remote)
     return _report(transfer, "Pulled", f"from {remote.config.url}")

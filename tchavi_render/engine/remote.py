@@ -53,9 +53,11 @@ __all__ = [
     "check_media_hosting",
     "local_media_problem",
     "open_remote",
+    "parse_record",
     "pull_locked",
     "push_locked",
     "record_document",
+    "record_from_lock",
     "remote_config",
 ]
 
@@ -227,8 +229,8 @@ def parse_record(data: bytes, key: str, secret: bytes | None) -> tuple[CacheReco
         return None, f"it names another key ({_short(str(record.key))})"
     if not (isinstance(record.sha256, str) and _SHA256.match(record.sha256)):
         return None, "its sha256 is not a sha256"
-    if not isinstance(record.bytes, int) or record.bytes < 0:
-        return None, "its size is not a size"
+    if not _well_typed(record):
+        return None, "its fields do not have the types of a record"
     if secret is not None:
         signature = doc.get("signature")
         if not signature:
@@ -239,6 +241,22 @@ def parse_record(data: bytes, key: str, secret: bytes | None) -> tuple[CacheReco
         ):
             return None, "its signature does not match (written without this secret, or altered)"
     return record, ""
+
+
+def _well_typed(record: CacheRecord) -> bool:
+    def count(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    return (
+        all(isinstance(v, str) for v in (record.key, record.job_id, record.model))
+        and all(count(v) for v in (record.bytes, record.credits_used, record.credits_refunded))
+        and (record.duration is None or number(record.duration))
+        and (record.resolution is None or isinstance(record.resolution, str))
+        and number(record.created)
+    )
 
 
 def _short(key: str) -> str:
@@ -716,6 +734,10 @@ def pull_locked(
             cache.add_object(tmp, sha256)
         if cache.get(entry.key) is None:
             cache.put(record_from_lock(entry))
-        atomic_copy(cache.object_path(sha256), target, expect_sha256=sha256)
+        try:
+            atomic_copy(cache.object_path(sha256), target, expect_sha256=sha256)
+        except (OSError, ValueError) as exc:
+            result.missing.append((shot_id, f"cannot place {entry.output.path}: {exc}"))
+            continue
         result.done.append(shot_id)
     return result
