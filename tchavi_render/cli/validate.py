@@ -55,7 +55,7 @@ def validate(
             click.echo(
                 f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
             )
-        else:
+        elif not errors:
             note = f" ({_count(warnings, 'warning')})" if warnings else ""
             click.echo(f"{spec}: valid, {_count(shots, 'shot')}{note}")
     ctx.exit(1 if errors else 0)

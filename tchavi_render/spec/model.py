@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -35,6 +37,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Defaults",
     "GenerationFields",
+    "SequenceClip",
     "ShotSpec",
     "Spec",
     "describe",
@@ -205,6 +208,40 @@ def _version(v: Any) -> int:
     )
 
 
+def _clip(v: Any) -> Any:
+    # A bare id is short for {id: ...}; anything else but a mapping gets one clear message.
+    if isinstance(v, str):
+        return {"id": v}
+    if isinstance(v, dict):
+        return v
+    raise ValueError(f"must be a shot id or {{id: ..., trim: [start, end]}}, got {describe(v)}")
+
+
+def _seconds(v: Any) -> float:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    raise ValueError(f"must be [start, end] in seconds; {describe(v)} is not a number")
+
+
+def _trim(v: Any) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if not isinstance(v, tuple) or len(v) != 2:
+        raise ValueError(f"must be [start, end] in seconds, got {describe(v)}")
+    start, end = _seconds(v[0]), _seconds(v[1])
+    if start < 0:
+        raise ValueError(f"starts at {start:g} s; the start cannot be negative")
+    if end <= start:
+        raise ValueError(f"ends at {end:g} s, not after its start ({start:g} s)")
+    return start, end
+
+
+def _clips(v: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    if v is not None and not v:
+        raise ValueError("must list at least one shot; remove it to export every shot in order")
+    return v
+
+
 def _schema(*options: dict[str, Any], description: str) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": list(options), "description": description})
 
@@ -349,6 +386,56 @@ class ShotSpec(GenerationFields):
     )
 
 
+_TRIM: dict[str, Any] = {
+    "type": "array",
+    "prefixItems": [
+        {"type": "number", "minimum": 0},
+        {"type": "number", "exclusiveMinimum": 0},
+    ],
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "[start, end] in seconds of the shot: the part the clip keeps.",
+}
+
+
+class SequenceClip(_Frozen):
+    """One clip of the final cut: a shot id, optionally trimmed to [start, end] seconds."""
+
+    id: Annotated[
+        str,
+        PlainValidator(_string),
+        WithJsonSchema({"type": "string", "minLength": 1, "description": "A shot id."}),
+    ]
+    trim: Annotated[
+        tuple[float, float] | None,
+        PlainValidator(_trim),
+        WithJsonSchema(_TRIM),
+    ] = None
+
+
+Clip = Annotated[
+    SequenceClip,
+    BeforeValidator(_clip),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "description": "A shot id, kept whole."},
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1},
+                        "trim": _TRIM,
+                    },
+                    "required": ["id"],
+                    "additionalProperties": False,
+                },
+            ],
+            "description": "A shot id, or {id: ..., trim: [start, end]} in seconds.",
+        }
+    ),
+]
+
+
 class Spec(_Frozen):
     """A storyboard: shots rendered on the Tchavi video API."""
 
@@ -405,6 +492,11 @@ class Spec(_Frozen):
         description="Named media: a path relative to the spec, or an http(s) URL.",
     )
     shots: tuple[ShotSpec, ...] = Field(description="The shots, in storyboard order.")
+    sequence: Annotated[tuple[Clip, ...] | None, AfterValidator(_clips)] = Field(
+        default=None,
+        description="The final cut (export): shot ids in play order, each optionally "
+        "trimmed; default: every shot in storyboard order.",
+    )
 
 
 class _SchemaGenerator(GenerateJsonSchema):

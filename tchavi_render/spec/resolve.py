@@ -33,6 +33,7 @@ from tchavi_render.spec.model import (
     is_template,
     var_name_problem,
 )
+from tchavi_render.spec.sequence import resolve_sequence
 from tchavi_render.spec.shot import (
     MEDIA_LIST_FIELDS,
     MEDIA_ONE_FIELDS,
@@ -224,6 +225,8 @@ class _Loader:
                 self._expand(shot_spec, spec.defaults, shot_vars, axes, shot_path, len(shots))
             )
         self._check_ids()
+        known = [shot_id for shot_id, _, _ in self._ids]
+        sequence = resolve_sequence(spec.sequence, shots, known, self.doc, self.error)
         if self.errors:
             # Shots with errors may not have reached their media: "unused" would be a guess.
             raise self._fail()
@@ -246,6 +249,7 @@ class _Loader:
             shots=tuple(shots),
             warnings=tuple(self._sorted(self.warnings)),
             sources=tuple(dict.fromkeys(sources)),
+            sequence=sequence,
         )
 
     def _read_yaml(self, path: Path, what: str, fix: str) -> YamlDoc | None:

@@ -16,6 +16,7 @@ __all__ = [
     "Location",
     "Media",
     "MediaKind",
+    "SequenceItem",
     "Shot",
     "UrlMedia",
 ]
@@ -123,6 +124,15 @@ class Shot:
 
 
 @dataclass(frozen=True)
+class SequenceItem:
+    """One clip of the final cut: a shot, whole or trimmed to [start, end) seconds."""
+
+    shot_id: str
+    trim: tuple[float, float] | None
+    location: Location  # the `sequence:` item, or the shot when there is no sequence
+
+
+@dataclass(frozen=True)
 class LoadedSpec:
     """A whole valid spec: its shots in storyboard order and what it was read from."""
 
@@ -134,6 +144,8 @@ class LoadedSpec:
     warnings: tuple[Problem, ...] = ()
     # every file the shots depend on besides media: the spec, var files, templates
     sources: tuple[Path, ...] = field(default=())
+    # the final cut: `sequence:` as written, else every shot whole in storyboard order
+    sequence: tuple[SequenceItem, ...] = field(default=())
 
     def shot(self, shot_id: str) -> Shot:
         for shot in self.shots:
