@@ -26,6 +26,9 @@
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
+    ├── ShotsNotReady                    export needs shots that are not rendered or out of
+    │                                    date; names each one
+    ├── ExportError                      the final cut cannot be made from the rendered files
     └── UserAborted                      the user answered no at the confirmation
 
 Messages name the place and end with what to do. The API key never appears in any of them:
@@ -43,6 +46,7 @@ __all__ = [
     "ApiError",
     "BudgetExceeded",
     "DownloadError",
+    "ExportError",
     "FrozenWouldSpend",
     "InsufficientCredits",
     "InvalidApiKey",
@@ -58,6 +62,7 @@ __all__ = [
     "Problem",
     "RateLimited",
     "ServerError",
+    "ShotsNotReady",
     "SpecError",
     "TchaviRenderError",
     "UserAborted",
@@ -283,6 +288,14 @@ class LockHeld(TchaviRenderError):
 
 class LockfileError(TchaviRenderError):
     """The lockfile exists but is not one we can read."""
+
+
+class ShotsNotReady(TchaviRenderError):
+    """Some shots a command needs are not rendered, or no longer match the spec."""
+
+
+class ExportError(TchaviRenderError):
+    """The final cut cannot be made: a rendered file does not decode, a trim overruns it."""
 
 
 class UserAborted(TchaviRenderError):
