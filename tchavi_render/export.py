@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tchavi_render.atomic import fsync_dir
+from tchavi_render.atomic import file_mode, fsync_dir
 from tchavi_render.errors import ExportError
 from tchavi_render.spec.shot import Location
 
@@ -124,8 +124,7 @@ def write_cut(sources: Sequence[ClipSource], out: Path) -> CutResult:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        # mkstemp makes the file private; the cut is a plain file like any other output.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode(out))
         _encode(clips, width, height, tmp)
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
@@ -134,12 +133,6 @@ def write_cut(sources: Sequence[ClipSource], out: Path) -> CutResult:
         tmp.unlink(missing_ok=True)
     fsync_dir(out.parent)
     return CutResult(out, width, height, clips, time.monotonic() - started)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _encode(clips: Sequence[Clip], width: int, height: int, path: Path) -> None:
