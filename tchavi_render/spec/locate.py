@@ -83,6 +83,8 @@ def validation_problems(
             name = str(loc[-1])
             message = f"{name!r} is required"
             hint = _MISSING_HINTS.get(name)
+            if _model_at(loc[:-1]) is SequenceClip:
+                hint = "name the shot: {id: ..., trim: [start, end]}"
             if hint:
                 message += f"; {hint}"
             location = doc.locate(path[:-1])
