@@ -231,7 +231,7 @@ def _card(
         render_rows += [
             ("video", link),
             ("length", _e(_seconds(entry.output.duration))),
-            ("size", _e(entry.output.resolution or "—")),
+            ("resolution", _e(entry.output.resolution or "—")),
             ("credits", _e(_credits(entry.credits_used - entry.credits_refunded))),
             ("job", f"<code>{_e(entry.job_id or '—')}</code>"),
         ]

@@ -14,7 +14,7 @@ from tchavi_render.cli.options import (
     variable_options,
 )
 
-__all__ = ["export"]
+__all__ = ["export", "relative_to_cwd"]
 
 
 @click.command()
@@ -72,7 +72,7 @@ def export(
             )
         out = output if output is not None else ws.spec.path.with_name("final.mp4")
         result = write_cut(sources, out)
-    shown = out if output is not None else _relative(out)
+    shown = out if output is not None else relative_to_cwd(out)
     count = len(result.clips)
     click.echo(
         f"Wrote {shown}: {count} clip{'s' if count != 1 else ''}, {result.duration:.2f} s, "
@@ -81,7 +81,8 @@ def export(
     return 0
 
 
-def _relative(path: Path) -> Path:
+def relative_to_cwd(path: Path) -> Path:
+    """`path` as the user would type it from here, when it is under the current directory."""
     try:
         return path.relative_to(Path.cwd())
     except ValueError:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from tchavi_render.cli.export import relative_to_cwd
 from tchavi_render.cli.options import (
     cache_dir_option,
     plan_request,
@@ -58,5 +59,6 @@ def report(
     atomic_write_text(out, page)
     states = shot_states(plan)
     ready = sum(1 for shot in ws.spec.shots if states[shot.id].ready)
-    click.echo(f"Wrote {out}: {len(ws.spec.shots)} shots, {ready} up to date.")
+    shown = out if output is not None else relative_to_cwd(out)
+    click.echo(f"Wrote {shown}: {len(ws.spec.shots)} shots, {ready} up to date.")
     return 0
