@@ -21,7 +21,7 @@ from urllib.parse import quote
 from tchavi_render.engine.lock import LockEntry
 from tchavi_render.engine.plan import Plan
 from tchavi_render.engine.status import ShotState, State, shot_states
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot
+from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, UrlMedia
 
 __all__ = ["THUMB_WIDTH", "marker_colour", "render_report"]
 
@@ -150,7 +150,13 @@ def _seconds(value: float | int | None) -> str:
 
 
 def _media_name(media: Media) -> str:
-    return media.relpath if isinstance(media, LocalMedia) else media.url
+    if isinstance(media, LocalMedia):
+        return media.relpath
+    if isinstance(media, UrlMedia):
+        return media.url
+    if isinstance(media.frame, str):
+        return f"{media.frame} frame of shot {media.shot}"
+    return f"frame at {media.selector} of shot {media.shot}"
 
 
 def _references(shot: Shot) -> str:

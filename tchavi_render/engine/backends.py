@@ -23,17 +23,22 @@ LOCAL_CREDITS = 10**12
 
 
 def local_media_problem(spec: LoadedSpec) -> str | None:
-    """Why the tchavi backend cannot take this spec's local files, or None."""
+    """Why the tchavi backend cannot take this spec's local files or shot frames, or None."""
     local = sorted(
         {m.relpath for s in spec.shots for _, m in s.media() if isinstance(m, LocalMedia)}
     )
-    if not local:
+    frames = sorted({s.id for s in spec.shots if s.upstream})
+    if not local and not frames:
         return None
-    listed = ", ".join(local[:5]) + (" ..." if len(local) > 5 else "")
+    if local:
+        listed = ", ".join(local[:5]) + (" ..." if len(local) > 5 else "")
+        what = f"the spec uses local files ({listed})"
+    else:
+        listed = ", ".join(frames[:5]) + (" ..." if len(frames) > 5 else "")
+        what = f"shots continue frames of other shots ({listed})"
     return (
-        f"the tchavi backend takes media only as http(s) URLs, and the spec uses local files "
-        f"({listed}). Publish them and use their URLs (as assets), or render with "
-        "--backend local"
+        f"the tchavi backend takes media only as http(s) URLs, and {what}. Publish them "
+        "and use their URLs (as assets), or render with --backend local"
     )
 
 

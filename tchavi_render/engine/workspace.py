@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from tchavi_render.engine.cache import RenderCache
-from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.lock import Lockfile, OutputRecord, lock_path_for, read_lock
 from tchavi_render.engine.plan import Plan, make_plan
 from tchavi_render.errors import PlanStale, TchaviRenderError
@@ -72,16 +71,18 @@ class Workspace:
         except OSError:
             return False
 
+    def cached_output(self, key: str) -> str | None:
+        record = self.cache.get(key)
+        return None if record is None else record.sha256
+
     def plan(self) -> Plan:
-        keys = {shot.id: shot_key(shot) for shot in self.spec.shots}
         return make_plan(
             self.spec,
             self.lock,
-            cached=self.cache.has,
+            cached=self.cached_output,
             output_intact=self.output_intact,
             targets=self.request.targets,
             force_replace=self.request.force_replace,
-            keys=keys,
         )
 
     def reload_lock(self) -> None:

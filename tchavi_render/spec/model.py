@@ -6,6 +6,7 @@ import keyword
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -101,11 +102,60 @@ _TEMPLATE: dict[str, Any] = {
     "description": "A Jinja template; its rendered text must be a valid value.",
 }
 _NULL: dict[str, Any] = {"type": "null"}
-_MEDIA_ITEM: dict[str, Any] = {
+_MEDIA_NAME: dict[str, Any] = {
     "type": "string",
     "minLength": 1,
     "description": "An asset name, a path relative to the spec, or an http(s) URL.",
 }
+_FRAME_REF: dict[str, Any] = {
+    "type": "object",
+    "description": "A frame of another shot's rendered video (continuity).",
+    "properties": {
+        "shot": {"type": "string", "minLength": 1, "description": "The upstream shot's id."},
+        "frame": {
+            "anyOf": [{"enum": ["first", "last"]}, {"type": "number", "minimum": 0}],
+            "default": "last",
+            "description": "first, last, or a time in seconds.",
+        },
+    },
+    "required": ["shot"],
+    "additionalProperties": False,
+}
+_MEDIA_ITEM: dict[str, Any] = {"anyOf": [_MEDIA_NAME, _FRAME_REF]}
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """`{shot: ID, frame: first|last|SECONDS}` as written: a frame of another shot's output."""
+
+    shot: str
+    frame: str | float = "last"
+
+
+def _frame_ref(v: Mapping[str, Any]) -> FrameRef:
+    unknown = sorted(set(v) - {"shot", "frame"})
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in a frame reference; "
+            "write {shot: ID, frame: first|last|SECONDS}"
+        )
+    shot = v.get("shot")
+    if not isinstance(shot, str) or not shot.strip():
+        raise ValueError("a frame reference needs 'shot': the id of the shot to take it from")
+    frame = v.get("frame", "last")
+    if isinstance(frame, bool) or not (
+        frame in ("first", "last") or (isinstance(frame, int | float) and frame >= 0)
+    ):
+        raise ValueError(
+            f"frame: must be first, last, or a time in seconds (>= 0), got {describe(frame)}"
+        )
+    return FrameRef(shot.strip(), float(frame) if isinstance(frame, int | float) else frame)
+
+
+def _media_entry(v: Any) -> str | FrameRef:
+    if isinstance(v, Mapping):
+        return _frame_ref(v)
+    return _string(v)
 
 
 def _string(v: Any) -> str:
@@ -137,19 +187,31 @@ def _typed(kind: type, name: str) -> Callable[[Any], Any]:
     return check
 
 
-def _media_list(v: Any) -> tuple[str, ...] | None:
+def _optional_media(v: Any) -> str | FrameRef | None:
+    return None if v is None else _media_entry(v)
+
+
+def _media_list(v: Any) -> tuple[str | FrameRef, ...] | None:
     if v is None:
         return None
     if isinstance(v, str):
         raise ValueError(f"must be a list, got {v!r}; write [{v}]")
     if not isinstance(v, tuple):
         raise ValueError(f"must be a list of asset names, paths or URLs, got {describe(v)}")
+    items: list[str | FrameRef] = []
     for i, item in enumerate(v):
+        if isinstance(item, Mapping):
+            try:
+                items.append(_frame_ref(item))
+            except ValueError as exc:
+                raise ValueError(f"item {i + 1}: {exc}") from None
+            continue
         if not isinstance(item, str) or not item:
             raise ValueError(
                 f"item {i + 1} must be an asset name, path or URL, got {describe(item)}"
             )
-    return v
+        items.append(item)
+    return tuple(items)
 
 
 def _var_name(v: str) -> str:
@@ -264,8 +326,8 @@ AssetName = Annotated[str, AfterValidator(_asset_name)]
 Str = Annotated[str, PlainValidator(_string)]
 _VAR_NAMES: dict[str, Any] = {"pattern": _VAR_NAME.pattern}
 OptStr = Annotated[str | None, PlainValidator(_optional_string)]
-OneMedia = Annotated[str | None, PlainValidator(_optional_string)]
-ManyMedia = Annotated[tuple[str, ...] | None, PlainValidator(_media_list)]
+OneMedia = Annotated[str | FrameRef | None, PlainValidator(_optional_media)]
+ManyMedia = Annotated[tuple[str | FrameRef, ...] | None, PlainValidator(_media_list)]
 
 Prompt = Annotated[
     str | None,

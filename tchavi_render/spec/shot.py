@@ -18,6 +18,7 @@ __all__ = [
     "MediaKind",
     "SequenceItem",
     "Shot",
+    "ShotFrame",
     "UrlMedia",
 ]
 
@@ -57,7 +58,24 @@ class UrlMedia:
     url: str
 
 
-Media = LocalMedia | UrlMedia
+@dataclass(frozen=True)
+class ShotFrame:
+    """A frame of another shot's rendered output: "first", "last", or a time in seconds.
+
+    The engine extracts it from the upstream video and serves it like a local image; the
+    downstream key includes the upstream output's sha256, so re-rendering the upstream shot
+    re-renders the shots that continue it.
+    """
+
+    shot: str
+    frame: str | float  # "first" | "last" | seconds from the start
+
+    @property
+    def selector(self) -> str:
+        return self.frame if isinstance(self.frame, str) else f"{self.frame:g}s"
+
+
+Media = LocalMedia | UrlMedia | ShotFrame
 
 MEDIA_LIST_FIELDS: tuple[str, ...] = ("reference_images", "reference_videos", "reference_audios")
 MEDIA_ONE_FIELDS: tuple[str, ...] = ("image_url", "last_frame_image_url")
@@ -94,6 +112,15 @@ class Shot:
         for name in MEDIA_LIST_FIELDS:
             for item in getattr(self, name):
                 yield name, item
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The shots whose output frames this shot uses, in first-use order."""
+        seen: dict[str, None] = {}
+        for _, media in self.media():
+            if isinstance(media, ShotFrame):
+                seen.setdefault(media.shot)
+        return tuple(seen)
 
     def request(self, media_value: Callable[[Media], Any]) -> dict[str, Any]:
         """The request body with every default written out; each media item is replaced by
