@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import array
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import av
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from tchavi_render.errors import ExportError
-from tchavi_render.export import AUDIO_RATE, FPS, ClipSource, plan_cut
+from tchavi_render.export import AUDIO_RATE, FPS, ClipSource, plan_cut, write_cut
 from tchavi_render.spec.shot import Location
 
 from .conftest import Project
@@ -191,3 +193,35 @@ def test_the_cut_takes_the_most_common_frame_size_and_the_first_on_a_tie() -> No
 
     assert plan_cut([clip(480, 854), clip(854, 480), clip(854, 480)])[0] == (854, 480)
     assert plan_cut([clip(480, 854), clip(854, 480)])[0] == (480, 854)
+
+
+def make_media() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "examples" / "make_media.py"
+    spec = importlib.util.spec_from_file_location("make_media", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def square_x(image: Image.Image) -> int:
+    """The left edge of the light square make_media.mp4 slides across its clips."""
+    row = [image.convert("L").getpixel((x, 18)) for x in range(image.width)]
+    return next(x for x, v in enumerate(row) if isinstance(v, int) and v > 160)
+
+
+def test_a_2_fps_video_is_resampled_to_24_fps_frame_by_frame(tmp_path: Path) -> None:
+    video = tmp_path / "slow.mp4"
+    video.write_bytes(make_media().mp4(6.0, (40, 40, 120), fps=2))
+    where = Location(tmp_path / "tchavi.yaml", 1, 1)
+    source = ClipSource("slow", video, "slow.mp4", (1.0, 4.0), where, 6.0, 64, 36)
+    result = write_cut([source], tmp_path / "cut.mp4")
+    cut = decode(result.path)
+    assert len(cut.frames) == 3 * FPS and cut.sizes == {(64, 36)}
+    assert loudest(cut.audio, 0.0, 3.0) == 0.0  # no sound in the shot: silence
+    # Output frame k (at 1 + k/24 s) shows source frame i = the one showing at that time.
+    with av.open(str(video)) as container:
+        sources = [square_x(f.to_image()) for f in container.decode(video=0)]
+    for k in range(0, 3 * FPS, 5):
+        i = int((1.0 + k / FPS + 0.5 / FPS) * 2)
+        assert abs(square_x(cut.frames[k]) - sources[i]) <= 1, f"frame {k}"
