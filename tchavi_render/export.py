@@ -213,7 +213,7 @@ def _open(source: ClipSource) -> Any:
 def _decode_failed(source: ClipSource, exc: Exception) -> ExportError:
     return ExportError(
         f"{source.display} (shot {source.shot_id!r}) does not decode: {exc}. "
-        "Render it again with apply --replace " + source.shot_id
+        f"Render it again with: tchavi-render apply --replace {source.shot_id}"
     )
 
 

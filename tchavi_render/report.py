@@ -81,7 +81,7 @@ def _key_frames(path: Path) -> _Frames | None:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            total = stream.frames or 0
+            total = stream.frames or _estimated_frames(stream)
             middle_at = total // 2
             first = middle = last = None
             for index, frame in enumerate(container.decode(stream)):
@@ -96,6 +96,13 @@ def _key_frames(path: Path) -> _Frames | None:
             return _Frames(first, middle or end, end)
     except (av.FFmpegError, OSError, IndexError):
         return None
+
+
+def _estimated_frames(stream: Any) -> int:
+    """Frames by duration x rate, for containers whose header does not count them."""
+    if stream.duration is None or stream.time_base is None or not stream.average_rate:
+        return 0
+    return int(stream.duration * stream.time_base * stream.average_rate)
 
 
 def _frame_jpeg(frame: Any) -> str:

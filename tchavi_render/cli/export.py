@@ -43,6 +43,7 @@ def export(
     """
     from tchavi_render.engine.status import require_ready, shot_states
     from tchavi_render.engine.workspace import open_workspace
+    from tchavi_render.errors import ExportError
     from tchavi_render.export import ClipSource, write_cut
 
     request = plan_request(spec, variables, var_files)
@@ -58,6 +59,12 @@ def export(
             assert entry is not None and entry.output is not None  # ready means rendered
             path = ws.spec.project_dir / entry.output.path
             info = ws.media.info(path)
+            duration = info.duration or entry.output.duration
+            if info.kind != "video" or not (info.width and info.height and duration):
+                raise ExportError(
+                    f"{entry.output.path} (shot {item.shot_id!r}) does not decode as a video. "
+                    f"Render it again: tchavi-render apply {spec} --replace {item.shot_id}"
+                )
             sources.append(
                 ClipSource(
                     shot_id=item.shot_id,
@@ -65,9 +72,9 @@ def export(
                     display=entry.output.path,
                     trim=item.trim,
                     location=item.location,
-                    duration=info.duration or 0.0,
-                    width=info.width or 0,
-                    height=info.height or 0,
+                    duration=float(duration),
+                    width=info.width,
+                    height=info.height,
                 )
             )
         out = output if output is not None else ws.spec.path.with_name("final.mp4")
