@@ -12,7 +12,7 @@ import colorsys
 import html
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,12 @@ class _Frames:
 def render_report(spec: LoadedSpec, plan: Plan, out: Path) -> str:
     """The page for `spec` as planned, to be written at `out` (links are relative to it)."""
     states = shot_states(plan)
-    cards = []
-    for number, shot in enumerate(spec.shots, start=1):
-        state = states[shot.id]
-        video = _video_path(spec, state.entry)
-        frames = _key_frames(video) if video is not None else None
-        cards.append(_card(number, shot, state, video, frames, spec, out))
+    videos = {shot.id: _video_path(spec, states[shot.id].entry) for shot in spec.shots}
+    frames = {i: _key_frames(v) if v is not None else None for i, v in videos.items()}
+    cards = [
+        _card(number, shot, states[shot.id], videos[shot.id], frames, spec, out)
+        for number, shot in enumerate(spec.shots, start=1)
+    ]
     return _page(spec, plan, states, "\n".join(cards))
 
 
@@ -166,7 +166,19 @@ def _media_name(media: Media) -> str:
     return f"frame at {media.selector} of shot {media.shot}"
 
 
-def _references(shot: Shot) -> str:
+def _reference_thumb(media: Media, frames: Mapping[str, _Frames | None]) -> str | None:
+    """A small picture of an image reference: the file, or the other shot's frame."""
+    if isinstance(media, LocalMedia):
+        return _image_thumb(media) if media.kind == "image" else None
+    if isinstance(media, UrlMedia):
+        return None
+    upstream = frames.get(media.shot)
+    if upstream is None or not isinstance(media.frame, str):
+        return None
+    return upstream.first if media.frame == "first" else upstream.last
+
+
+def _references(shot: Shot, frames: Mapping[str, _Frames | None]) -> str:
     items = []
     for field, media in shot.media():
         label = {
@@ -176,11 +188,8 @@ def _references(shot: Shot) -> str:
             "reference_videos": "video",
             "reference_audios": "audio",
         }[field]
-        thumb = ""
-        if isinstance(media, LocalMedia) and media.kind == "image":
-            uri = _image_thumb(media)
-            if uri is not None:
-                thumb = f'<img class="ref-thumb" src="{_e(uri)}" alt="">'
+        uri = _reference_thumb(media, frames)
+        thumb = f'<img class="ref-thumb" src="{_e(uri)}" alt="">' if uri else ""
         items.append(
             f'<li class="ref">{thumb}<span class="ref-kind">{_e(label)}</span>'
             f'<span class="ref-name">{_e(_media_name(media))}</span></li>'
@@ -199,13 +208,14 @@ def _card(
     shot: Shot,
     state: ShotState,
     video: Path | None,
-    frames: _Frames | None,
+    all_frames: Mapping[str, _Frames | None],
     spec: LoadedSpec,
     out: Path,
 ) -> str:
     colour = marker_colour(number - 1)
     entry = state.entry
     badge = _BADGE[state.state]
+    frames = all_frames[shot.id]
     if frames is not None:
         strip = "".join(
             f'<figure><img src="{_e(uri)}" alt="{_e(label)} frame of {_e(shot.id)}">'
@@ -280,7 +290,7 @@ def _card(
   {status}
   <div class="details">
     <section class="prompt"><h3>Prompt</h3><p class="text">{_e(shot.prompt)}</p>
-      <h3>References</h3>{_references(shot)}</section>
+      <h3>References</h3>{_references(shot, all_frames)}</section>
     <section><h3>Settings</h3><dl>{settings}</dl></section>
     <section><h3>Render</h3><dl>{_rows(render_rows)}</dl>{player}</section>
   </div>

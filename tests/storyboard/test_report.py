@@ -140,3 +140,26 @@ def test_a_report_of_an_unrendered_storyboard_says_so(project: Project) -> None:
     assert text.count("Not rendered yet</div>") == 9
     assert '<div class="value">0 / 3</div>' in text
     assert project.jobs() == []
+
+
+def test_a_continuity_reference_shows_the_other_shot_s_frame(project: Project) -> None:
+    project.write(
+        """\
+version: 1
+backend: local  # the tchavi backend takes media only as URLs
+defaults: {model: seedance-2, duration: 1, seed: 4, generate_audio: false}
+shots:
+  - id: flight
+    prompt: "A plane over the clouds"
+  - id: landing
+    image_url: {shot: flight, frame: last}
+    prompt: "The plane lands on a red runway"
+"""
+    )
+    project.apply()
+    project.run("report")
+    by_id = cards((project.root / "report.html").read_text())
+    last_of_flight = re.findall(r'src="(data:image/jpeg;base64,[^"]+)"', by_id["flight"])[2]
+    landing = by_id["landing"]
+    assert '<span class="ref-name">last frame of shot flight</span>' in landing
+    assert f'<img class="ref-thumb" src="{last_of_flight}"' in landing
