@@ -1,7 +1,7 @@
 """The final cut: rendered shots joined in sequence order into one H.264/AAC MP4, with PyAV.
 
 Every clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
-frame shows the source frame nearest at or before its time) and to 48 kHz stereo; a clip
+frame shows the source frame showing at its time) and to 48 kHz stereo; a clip
 without sound gets silence. Each clip contributes exactly round(seconds * 24) frames and
 2000 audio samples per frame, so picture and sound stay in step across every cut.
 """
@@ -37,8 +37,9 @@ AUDIO_RATE = 48_000
 SAMPLES_PER_FRAME = AUDIO_RATE // FPS
 AAC_FRAME = 1024
 CHANNELS = 2
-# An output frame at time t shows the last source frame starting no later than t plus half
-# an output frame: the nearest frame, never one from after the cut.
+# An output frame at time t shows the last source frame that starts by t plus half an
+# output frame: a 24 fps source maps frame for frame, and a 25 fps one drops a frame now
+# and then rather than showing one a whole frame late.
 _HOLD = 0.5 / FPS
 X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 AUDIO_BIT_RATE = 128_000
