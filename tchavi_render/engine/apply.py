@@ -393,9 +393,11 @@ class _Failure:
 class _Tracker:
     """Jobs in flight and the one poller that watches them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_status: Callable[[str, str], None]) -> None:
         self.waiting: dict[str, asyncio.Future[Job]] = {}
         self.wakeup = asyncio.Event()
+        self.on_status = on_status  # (job id, new status) while a job is not done
+        self.status: dict[str, str] = {}
 
     def watch(self, job_id: str) -> asyncio.Future[Job]:
         future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
@@ -403,10 +405,15 @@ class _Tracker:
         self.wakeup.set()
         return future
 
-    def settle(self, job: Job) -> None:
-        future = self.waiting.pop(job.id, None)
-        if future is not None and not future.done():
-            future.set_result(job)
+    def observe(self, job: Job) -> None:
+        """A polled job record: settle it when done, report a change of status otherwise."""
+        if job.done:
+            future = self.waiting.pop(job.id, None)
+            if future is not None and not future.done():
+                future.set_result(job)
+        elif job.id in self.waiting and self.status.get(job.id) != job.status:
+            self.status[job.id] = job.status
+            self.on_status(job.id, job.status)
 
     def fail(self, job_id: str, exc: BaseException) -> None:
         future = self.waiting.pop(job_id, None)
@@ -424,7 +431,8 @@ class _Renderer:
         self.run = run
         self.client = client
         self.known_ids = known_ids
-        self.tracker = _Tracker()
+        self.tracker = _Tracker(self._status)
+        self.job_shot: dict[str, str] = {}  # job id -> the shot it renders, for progress
         self.semaphore = asyncio.Semaphore(max(1, run.options.concurrency))
 
     # -- one key ------------------------------------------------------------------------------
@@ -446,6 +454,7 @@ class _Renderer:
 
     async def _resume(self, item: InFlight) -> CacheRecord | _Failure:
         assert item.job_id is not None
+        self.job_shot[item.job_id] = item.shot
         async with self.semaphore:
             self.run.emit(
                 ApplyEvent("resume", item.shot, job_id=item.job_id, message="job of an earlier run")
@@ -496,6 +505,7 @@ class _Renderer:
                 raise
             self.known_ids.add(job.id)
             run.journal.submitted(planned.key, job.id)
+        self.job_shot[job.id] = planned.id
         run.result.credits_used += job.credits_used or cost
         run.emit(
             ApplyEvent(
@@ -534,6 +544,9 @@ class _Renderer:
             return _Failure("download_failed", str(exc), job_id, job)
         run.journal.finished(key, job_id)
         return record
+
+    def _status(self, job_id: str, status: str) -> None:
+        self.run.emit(ApplyEvent("status", self.job_shot.get(job_id), job_id, status))
 
     # -- media --------------------------------------------------------------------------------
 
@@ -807,8 +820,7 @@ async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
         except JobNotFound as exc:
             tracker.fail(job_id, exc)
             return
-        if job.done:
-            tracker.settle(job)
+        tracker.observe(job)
         return
     offset = 0
     seen: set[str] = set()
@@ -817,8 +829,7 @@ async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
         for job in page.data:
             if job.id in waiting:
                 seen.add(job.id)
-                if job.done:
-                    tracker.settle(job)
+                tracker.observe(job)
         if not page.has_more or not page.data:
             break
         # Our jobs are recent; do not walk an account's whole history for a stray one.
@@ -831,5 +842,4 @@ async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
         except JobNotFound as exc:
             tracker.fail(job_id, exc)
             continue
-        if job.done:
-            tracker.settle(job)
+        tracker.observe(job)
