@@ -26,6 +26,9 @@
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
+    ├── ShotsNotReady                    export needs shots that are not rendered or out of
+    │                                    date; names each one
+    ├── ExportError                      the final cut cannot be made from the rendered files
     ├── RemoteCacheError                 the remote cache (S3) is misconfigured, unreachable
     │                                    or refuses a request
     └── UserAborted                      the user answered no at the confirmation
@@ -45,6 +48,7 @@ __all__ = [
     "ApiError",
     "BudgetExceeded",
     "DownloadError",
+    "ExportError",
     "FrozenWouldSpend",
     "InsufficientCredits",
     "InvalidApiKey",
@@ -61,6 +65,7 @@ __all__ = [
     "RateLimited",
     "RemoteCacheError",
     "ServerError",
+    "ShotsNotReady",
     "SpecError",
     "TchaviRenderError",
     "UserAborted",
@@ -286,6 +291,14 @@ class LockHeld(TchaviRenderError):
 
 class LockfileError(TchaviRenderError):
     """The lockfile exists but is not one we can read."""
+
+
+class ShotsNotReady(TchaviRenderError):
+    """Some shots a command needs are not rendered, or no longer match the spec."""
+
+
+class ExportError(TchaviRenderError):
+    """The final cut cannot be made: a rendered file does not decode, a trim overruns it."""
 
 
 class RemoteCacheError(TchaviRenderError):

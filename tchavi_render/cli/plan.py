@@ -69,7 +69,8 @@ def plan(
     with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
         for warning in ws.spec.warnings:
             click.echo(f"{warning}", err=True)
-        result = ws.plan(backend=backend)
+        ws.check_backend(backend)
+        result = ws.plan()
         if planfile is not None:
             write_planfile(planfile, ws, result)
     if as_json:

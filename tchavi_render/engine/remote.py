@@ -387,10 +387,6 @@ class RemoteCache:
         self._records[key] = record
         return record
 
-    def has(self, key: str) -> bool:
-        """Does the bucket hold a trusted render of `key`? (What `plan` asks.)"""
-        return self.record(key) is not None
-
     def download(self, sha256: str, size: int, tmp_dir: Path) -> Path | None:
         """Fetch `objects/<sha256>.mp4` into `tmp_dir`, verified; None (with a warning) when
         it is missing or its bytes are not those."""
@@ -603,23 +599,26 @@ class LayeredCache(RenderCache):
 # -- hosting local media for the real service --------------------------------------------------
 
 
-def _local_files(spec: LoadedSpec) -> list[str]:
-    return sorted(
+def local_media_problem(spec: LoadedSpec) -> str | None:
+    """Why the tchavi backend cannot take this spec's local files or shot frames without a
+    bucket to host them, or None."""
+    local = sorted(
         {m.relpath for s in spec.shots for _, m in s.media() if isinstance(m, LocalMedia)}
     )
-
-
-def local_media_problem(spec: LoadedSpec) -> str | None:
-    """Why the tchavi backend cannot take this spec's local files without a bucket, or None."""
-    local = _local_files(spec)
-    if not local:
+    frames = sorted({s.id for s in spec.shots if s.upstream})
+    if not local and not frames:
         return None
-    listed = ", ".join(local[:5]) + (" ..." if len(local) > 5 else "")
+    if local:
+        listed = ", ".join(local[:5]) + (" ..." if len(local) > 5 else "")
+        what = f"the spec uses local files ({listed})"
+    else:
+        listed = ", ".join(frames[:5]) + (" ..." if len(frames) > 5 else "")
+        what = f"shots continue frames of other shots ({listed})"
     return (
-        f"{spec.path.name}: the tchavi backend takes media only as http(s) URLs, and the spec "
-        f"uses local files ({listed}). Host them in a bucket: add `cache: {{remote: "
-        f"s3://BUCKET/PREFIX}}` to the spec or set {ENV_REMOTE}=s3://BUCKET/PREFIX "
-        f"(needs {INSTALL_HINT}); or give them as URLs (assets), or render with --backend local"
+        f"{spec.path.name}: the tchavi backend takes media only as http(s) URLs, and {what}. "
+        f"Host them in a bucket: add `cache: {{remote: s3://BUCKET/PREFIX}}` to the spec or "
+        f"set {ENV_REMOTE}=s3://BUCKET/PREFIX (needs {INSTALL_HINT}); or give them as URLs "
+        "(assets), or render with --backend local"
     )
 
 

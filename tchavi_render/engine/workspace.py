@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from tchavi_render.engine.cache import RenderCache
-from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.lock import Lockfile, OutputRecord, lock_path_for, read_lock
 from tchavi_render.engine.plan import Plan, make_plan
 from tchavi_render.engine.remote import LayeredCache, RemoteCache, check_media_hosting, open_remote
@@ -74,20 +73,29 @@ class Workspace:
         except OSError:
             return False
 
-    def plan(self, backend: str | None = None) -> Plan:
-        """The plan for `backend` (default: the spec's), which decides whether local media
-        need a bucket to be hosted in."""
+    def cached_output(self, key: str) -> str | None:
+        record = self.cache.get(key)
+        return None if record is None else record.sha256
+
+    def remote_output(self, key: str) -> str | None:
+        """The sha256 of the remote cache's trusted render of `key` (one GET), or None."""
+        record = None if self.remote is None else self.remote.record(key)
+        return None if record is None else record.sha256
+
+    def check_backend(self, backend: str | None = None) -> None:
+        """Refuse, before planning, local media that `backend` (default: the spec's) cannot
+        be sent: the tchavi backend needs a bucket to host them."""
         check_media_hosting(self.spec, backend or self.spec.backend, self.remote)
-        keys = {shot.id: shot_key(shot) for shot in self.spec.shots}
+
+    def plan(self) -> Plan:
         return make_plan(
             self.spec,
             self.lock,
-            cached=self.cache.has,
+            cached=self.cached_output,
             output_intact=self.output_intact,
             targets=self.request.targets,
             force_replace=self.request.force_replace,
-            keys=keys,
-            remote=self.remote.has if self.remote is not None else None,
+            remote=self.remote_output if self.remote is not None else None,
         )
 
     def reload_lock(self) -> None:

@@ -218,3 +218,38 @@ def test_off_disables_a_remote_the_spec_configures(
     machine.apply()
     assert len(emulator.jobs()) == 2 and bucket.keys() == []
     assert not [p for _, p in bucket.server.requests if p.startswith("/elsewhere-bucket")]
+
+
+CHAIN = """\
+version: 1
+backend: tchavi
+defaults: {model: seedance-2, duration: 1, seed: 4, generate_audio: false}
+shots:
+  - id: flight
+    prompt: "A plane over the clouds"
+  - id: landing
+    image_url: {shot: flight, frame: last}
+    prompt: "The plane lands on a red runway"
+"""
+
+
+def test_continuity_frames_are_hosted_and_a_whole_chain_is_reused_from_the_bucket(
+    machines: MachineFactory, bucket: Bucket, emulator: RunningEmulator
+) -> None:
+    a, b, offline = machines("a"), machines("b"), machines("c", TCHAVI_RENDER_REMOTE_CACHE=None)
+    for machine in (a, b, offline):
+        machine.write(CHAIN)
+    refused = offline.run("plan", ok=False)
+    assert "and shots continue frames of other shots (landing). Host them" in refused.output
+
+    a.apply()
+    assert [j["status"] for j in emulator.jobs()] == ["completed", "completed"]
+    (frame,) = bucket.keys("media/")
+    assert frame.endswith(".png")
+
+    # B knows the chain's keys from the bucket alone: the head's record gives its frames.
+    plan = b.run("plan", "--json").output
+    assert plan.count('"action": "reuse"') == 2 and "in the remote cache" in plan
+    b.apply()
+    assert len(emulator.jobs()) == 2
+    assert b.lock.read_bytes() == a.lock.read_bytes()
