@@ -61,6 +61,7 @@ class S3Server:
 
     url: str = ""
     requests: list[tuple[str, str]] = field(default_factory=list)
+    _app: Any = None
     _server: BaseWSGIServer | None = None
     _thread: threading.Thread | None = None
 
