@@ -98,7 +98,7 @@ def test_presigned_media_urls_expire_after_the_configured_time(
     project = tmp_path / "project"
     image(project / "art" / "still.png")
     spec = project / "tchavi.yaml"
-    spec.write_text(IMAGE_SPEC.replace("media_url_ttl: 900", "media_url_ttl: 1"))
+    spec.write_text(IMAGE_SPEC.replace("media_url_ttl: 900", "media_url_ttl: 3"))
     loaded = load_spec(spec)
     environ = {
         "TCHAVI_RENDER_REMOTE_CACHE": bucket.remote,
@@ -109,9 +109,10 @@ def test_presigned_media_urls_expire_after_the_configured_time(
     media = loaded.shots[0].image_url
     url = remote.media_url(media)  # type: ignore[arg-type]
     query = parse_qs(urlparse(url).query)
-    assert query["X-Amz-Expires"] == ["1"]
+    assert query["X-Amz-Expires"] == ["3"]
     assert httpx.get(url).status_code == 200
-    time.sleep(2.2)
+    # X-Amz-Date is whole seconds, so the URL lives between 2 and 3 s from now.
+    time.sleep(4.1)
     expired = httpx.get(url)
     assert expired.status_code == 403 and "Request has expired" in expired.text
 
