@@ -234,8 +234,8 @@ def emulator(tmp_path: Path) -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def slow_emulator(tmp_path: Path) -> Iterator[RunningEmulator]:
-    """Jobs take 2 s: long enough for two machines to overlap."""
-    config = EmulatorConfig(data_dir=tmp_path / "slow-emulator", credits=10_000_000, latency=2.0)
+    """Jobs take 3 s: long enough for two machines to overlap, even on a busy runner."""
+    config = EmulatorConfig(data_dir=tmp_path / "slow-emulator", credits=10_000_000, latency=3.0)
     with running_emulator(config) as emu:
         yield emu
 
