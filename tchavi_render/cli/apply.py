@@ -105,7 +105,7 @@ def apply(
         open_workspace(request, cache_root) as ws,
     ):
         ws.check_backend(backend)
-        plan = ws.plan()
+        plan = ws.plan(backend)
         if saved is not None:
             check_saved_plan(saved, ws, plan, target)
         journal = Journal(journal_path_for(ws.spec.path))

@@ -70,7 +70,7 @@ def plan(
         for warning in ws.spec.warnings:
             click.echo(f"{warning}", err=True)
         ws.check_backend(backend)
-        result = ws.plan()
+        result = ws.plan(backend)
         if planfile is not None:
             write_planfile(planfile, ws, result)
     if as_json:

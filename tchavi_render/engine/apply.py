@@ -674,7 +674,7 @@ class _Renderer:
                 run, planned, _Failure("upstream_failed", f"upstream shot {missing[0]!r} failed")
             )
             return None
-        key = shot_key(shot, run.output_sha)
+        key = shot_key(shot, run.output_sha, emulated=run.backend.name == "local")
         planned = replace(planned, key=key)
         if not planned.forced:
             record = run.cache.restore(key, run.output_path(planned.id))

@@ -58,8 +58,14 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def shot_key(shot: Shot, upstream: Mapping[str, str] | None = None) -> str:
+def shot_key(
+    shot: Shot, upstream: Mapping[str, str] | None = None, *, emulated: bool = False
+) -> str:
     """`upstream` maps the ids of the shots this one continues to their output sha256;
-    UpstreamUnknown is raised when one is missing."""
-    text = canonical_json({"scheme": KEY_SCHEME, "request": key_request(shot, upstream)})
+    UpstreamUnknown is raised when one is missing. `emulated` keys a render of the local
+    backend apart: an emulator's video must never pass for the real service's."""
+    payload: dict[str, Any] = {"scheme": KEY_SCHEME, "request": key_request(shot, upstream)}
+    if emulated:
+        payload["renderer"] = "emulator"
+    text = canonical_json(payload)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

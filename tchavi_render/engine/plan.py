@@ -272,6 +272,7 @@ def make_plan(
     output_intact: Callable[[OutputRecord], bool],
     targets: Sequence[str] = (),
     force_replace: Sequence[str] = (),
+    emulated: bool = False,
     remote: Callable[[str], str | None] | None = None,
 ) -> Plan:
     """Compare the spec with the lock and the cache.
@@ -282,6 +283,7 @@ def make_plan(
     trusted render of that key, or None: it is asked only for shots that would otherwise
     need a job, and only reads. `targets` (globs) limit the plan to matching shots and
     the shots they continue; `force_replace` (globs) forces a new render of matching shots.
+    `emulated`: the plan is for the local backend, whose renders are keyed apart.
     A shot that continues a shot rendered in this run has no key until that render exists:
     it is planned as a render (`pending`), and apply decides once the frame is known.
     """
@@ -301,7 +303,7 @@ def make_plan(
             continue
         forced = matches(shot.id, force_replace)
         try:
-            key = shot_key(shot, outputs)
+            key = shot_key(shot, outputs, emulated=emulated)
         except UpstreamUnknown as unknown:
             decided[shot.id] = _pending(shot, lock, str(unknown), forced)
             continue

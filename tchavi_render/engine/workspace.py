@@ -87,7 +87,9 @@ class Workspace:
         be sent: the tchavi backend needs a bucket to host them."""
         check_media_hosting(self.spec, backend or self.spec.backend, self.remote)
 
-    def plan(self) -> Plan:
+    def plan(self, backend: str | None = None) -> Plan:
+        """The plan for rendering with `backend` (default: the spec's); the local backend's
+        renders are keyed apart from the real service's."""
         return make_plan(
             self.spec,
             self.lock,
@@ -96,6 +98,7 @@ class Workspace:
             targets=self.request.targets,
             force_replace=self.request.force_replace,
             remote=self.remote_output if self.remote is not None else None,
+            emulated=(backend or self.spec.backend) == "local",
         )
 
     def reload_lock(self) -> None:

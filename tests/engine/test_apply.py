@@ -298,3 +298,12 @@ def test_apply_json_prints_one_event_per_line(project: Project) -> None:
     assert [e["event"] for e in events].count("submit") == 3
     assert [e["event"] for e in events].count("rendered") == 3
     assert events[-1] == {"event": "done", "message": "ok", "credits": 780}
+
+
+def test_an_emulator_render_never_passes_for_a_real_one(project: Project) -> None:
+    project.write(SPEC)
+    project.apply()
+    local = json.loads(project.run("plan", "--backend", "local", "--json").output)
+    assert [s["action"] for s in local["shots"]] == ["replace", "replace", "replace"]
+    real = json.loads(project.run("plan", "--json").output)
+    assert [s["action"] for s in real["shots"]] == ["unchanged"] * 3
