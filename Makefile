@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint typecheck check schema examples clean
+.PHONY: install browser demo test bench lint typecheck check schema examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The figures of docs/benchmarks.md (about 15 minutes; not part of test or check). DVC is
+# installed into its own virtualenv under ~/.cache/tchavi-render-bench on first use.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tchavi_render tests benchmarks

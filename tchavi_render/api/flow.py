@@ -46,6 +46,7 @@ from tchavi_render.errors import (
     ServerError,
     WaitTimeout,
 )
+from tchavi_render.failpoints import failpoint
 
 __all__ = [
     "CLOCK_SKEW_MARGIN",
@@ -619,6 +620,7 @@ def _stream_to_file(
                 if not chunk:
                     break
                 out.write(chunk)
+                failpoint("mid-download")
                 digest.update(chunk)
                 size += len(chunk)
             if expected is not None and size != expected:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from tchavi_render.engine.apply import ApplyEvent, ApplyResult
-from tchavi_render.engine.lock import Lockfile
 from tchavi_render.engine.plan import Action, Plan, PlannedShot
+
+if TYPE_CHECKING:
+    # Annotations only: importing apply (and the API client) would slow `plan` down.
+    from tchavi_render.engine.apply import ApplyEvent, ApplyResult
+    from tchavi_render.engine.lock import Lockfile
 
 __all__ = [
     "JsonEvents",

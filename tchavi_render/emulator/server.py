@@ -105,7 +105,12 @@ def _reason(exc: Exception) -> str:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    sock = socket.create_server((host, port), family=family)
+    # Accepted connections inherit this. Without it, an answer written in two parts (headers,
+    # then body) waits for the client's delayed ACK: 40 ms on every request but a
+    # connection's first, which made the emulator ten times slower than it is.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 @contextmanager

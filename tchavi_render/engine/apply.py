@@ -36,6 +36,7 @@ from tchavi_render.errors import (
     MediaExpired,
     TchaviRenderError,
 )
+from tchavi_render.failpoints import failpoint
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class _Run:
         self.result = ApplyResult(lock=lock)
         self._lock_dirty = False
         self._last_lock_write = 0.0
+        self._lock_write_cost = 0.0
         # key -> the one render of that key in this run (a job submitted or resumed)
         self.renders: dict[str, asyncio.Task[CacheRecord | _Failure]] = {}
         self.render_owner: dict[str, str] = {}  # key -> the shot that asked for it first
@@ -169,9 +171,13 @@ class _Run:
         if not self._lock_dirty:
             return
         now = time.monotonic()
-        if not force and now - self._last_lock_write < self.options.lock_write_interval:
+        # A big lock takes a while to write: space the writes so they stay a tenth of the time.
+        interval = max(self.options.lock_write_interval, 10 * self._lock_write_cost)
+        if not force and now - self._last_lock_write < interval:
             return
         write_lock(self.lock_path, self.lock)
+        failpoint("after-lock")
+        self._lock_write_cost = time.monotonic() - now
         self._last_lock_write = now
         self._lock_dirty = False
         self.result.lock = self.lock
@@ -429,10 +435,13 @@ class _Tracker:
         self.wakeup = asyncio.Event()
         self.on_status = on_status  # (job id, new status) while a job is not done
         self.status: dict[str, str] = {}
+        self.since: dict[str, float] = {}  # job id -> when it began to be watched
+        self.quickest: float | None = None  # the shortest watch that ended in a settle
 
     def watch(self, job_id: str) -> asyncio.Future[Job]:
         future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         self.waiting[job_id] = future
+        self.since[job_id] = time.monotonic()
         self.wakeup.set()
         return future
 
@@ -442,17 +451,30 @@ class _Tracker:
             future = self.waiting.pop(job.id, None)
             if future is not None and not future.done():
                 future.set_result(job)
+            started = self.since.pop(job.id, None)
+            if started is not None:
+                took = time.monotonic() - started
+                self.quickest = took if self.quickest is None else min(self.quickest, took)
         elif job.id in self.waiting and self.status.get(job.id) != job.status:
             self.status[job.id] = job.status
             self.on_status(job.id, job.status)
 
+    def next_due(self) -> float | None:
+        """When the oldest job in flight should be done, judging by the quickest so far
+        (renders of one apply take about as long as each other); None before any."""
+        if self.quickest is None or not self.since:
+            return None
+        return min(self.since.values()) + self.quickest
+
     def fail(self, job_id: str, exc: BaseException) -> None:
+        self.since.pop(job_id, None)
         future = self.waiting.pop(job_id, None)
         if future is not None and not future.done():
             future.set_exception(exc)
 
 
 _FATAL = (InvalidApiKey, InsufficientCredits)
+MIN_POLL_INTERVAL = 0.25
 
 
 class _Renderer:
@@ -535,7 +557,9 @@ class _Renderer:
         async with run.submit_turn:
             if run.stop_submitting:
                 return _Failure("not_submitted", "an earlier error stopped every submit")
+            failpoint("before-intent")
             run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
+            failpoint("before-submit")
             run.committed += cost
             try:
                 job = await self.client.videos.generations.create(
@@ -548,8 +572,10 @@ class _Renderer:
                 run.committed -= cost
                 run.journal.abandoned(planned.key)
                 raise
+            failpoint("after-submit")
             self.known_ids.add(job.id)
             run.journal.submitted(planned.key, job.id)
+            failpoint("after-journal")
         self.job_shot[job.id] = planned.id
         run.result.credits_used += job.credits_used or cost
         run.emit(
@@ -584,9 +610,14 @@ class _Renderer:
             )
         try:
             record = await _download(run, self.client, key, job)
-        except (DownloadError, ApiError) as exc:
+        except MediaExpired as exc:
             run.journal.finished(key, job_id)
             return _Failure("download_failed", str(exc), job_id, job)
+        except (DownloadError, ApiError) as exc:
+            # The job is paid for and its video may download later: it stays in the journal,
+            # so the next apply fetches it again instead of paying for a new job.
+            message = f"{exc}; the next apply downloads it again (no new job)"
+            return _Failure("download_failed", message, job_id)
         run.journal.finished(key, job_id)
         return record
 
@@ -694,10 +725,16 @@ class _Renderer:
                 tracker.wakeup.clear()
                 await tracker.wakeup.wait()
                 interval = run.options.poll_interval
-            await asyncio.sleep(interval)
+            delay = interval
+            due = tracker.next_due()
+            if due is not None and due > time.monotonic():
+                # Wake when the next job should be done (an overdue one gets the backoff).
+                delay = min(interval, max(due - time.monotonic(), MIN_POLL_INTERVAL))
+            await asyncio.sleep(delay)
             before = len(tracker.waiting)
             try:
                 await _poll_once(self.client, tracker)
+                failpoint("after-poll")
             except InvalidApiKey as exc:
                 for job_id in list(tracker.waiting):
                     tracker.fail(job_id, exc)
@@ -713,7 +750,8 @@ class _Renderer:
 async def _render(run: _Run, resumable: dict[str, InFlight]) -> None:
     client = run.backend.make_client()
     known_ids = {e.job_id for e in run.lock.shots.values() if e.job_id}
-    known_ids |= {i.job_id for i in run.journal.in_flight.values() if i.job_id}
+    known_ids |= {e.failed.job_id for e in run.lock.shots.values() if e.failed}
+    known_ids |= run.journal.known_job_ids
     async with client:
         renderer = _Renderer(run, client, known_ids)
         blocked = await _recover_submits(run, client, resumable, known_ids)
@@ -817,7 +855,10 @@ async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) ->
         tmp = run.cache.tmp_dir / f"dl-{uuid.uuid4().hex}.mp4"
         try:
             sha256, size = await client.download(job, tmp)
-            _check_video(tmp)
+            # Decoding every frame takes a while; PyAV releases the GIL, so polls, submits and
+            # other downloads go on meanwhile.
+            await asyncio.to_thread(_check_video, tmp)
+            failpoint("after-download")
         except MediaExpired:
             tmp.unlink(missing_ok=True)
             raise
@@ -840,19 +881,26 @@ async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) ->
             created=time.time(),
         )
         run.cache.put(record)
+        failpoint("after-cache")
         return record
     assert last is not None
     raise last
 
 
 def _check_video(path: Path) -> None:
-    """The file must open as a video container with a video stream."""
+    """The file must be a video whose every frame decodes without error: the API gives no
+    checksum, and a body with the right length but damaged bytes opens fine as a container
+    (FFmpeg conceals decoding errors unless told to fail on them)."""
     import av
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DownloadError(f"{path.name}: the download has no video stream")
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"err_detect": "explode"}
+            if sum(1 for _ in container.decode(stream)) == 0:
+                raise DownloadError(f"{path.name}: the download has no video frames")
     except av.error.FFmpegError as exc:
         raise DownloadError(f"the download is not a readable video ({exc})") from None
 

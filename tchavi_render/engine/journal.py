@@ -4,7 +4,9 @@ An append-only file of JSON lines, each fsynced before apply goes on: an `intent
 submit is sent, `submitted` with the job id before the first poll, `finished` when the
 render is stored (or the job failed), `abandoned` when the submit certainly created nothing.
 A key with an intent and no job id was interrupted mid-submit: its job, if any, is found
-again through `GET /jobs` before anything is resubmitted.
+again through `GET /jobs` before anything is resubmitted. That search takes any job it
+cannot account for as the lost one, so the journal also remembers the ids of the jobs it
+saw finish (failed ones included, which no lock keeps for long) for RECENT seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from typing import Any
 
 from tchavi_render.atomic import atomic_write_text
 
-__all__ = ["InFlight", "Journal", "journal_path_for", "state_dir_for"]
+__all__ = ["RECENT", "InFlight", "Journal", "journal_path_for", "state_dir_for"]
+
+# How long finished job ids are remembered: well past the client's CLOCK_SKEW_MARGIN (the
+# span before a submit in which a job may still be that submit's), clock skew included.
+RECENT = 600.0
 
 
 def state_dir_for(spec_path: Path) -> Path:
@@ -49,6 +55,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._state: dict[str, InFlight] = {}
+        self._done: dict[str, float] = {}  # finished job id -> when it finished
         self._load()
 
     def _load(self) -> None:
@@ -77,7 +84,11 @@ class Journal:
             )
         elif op == "submitted" and key in self._state:
             self._state[key] = replace(self._state[key], job_id=str(event["job_id"]))
-        elif op in ("finished", "abandoned"):
+        elif op == "finished":
+            self._state.pop(key, None)
+            if event.get("job_id"):
+                self._done[str(event["job_id"])] = float(event.get("at", time.time()))
+        elif op == "abandoned":
             self._state.pop(key, None)
 
     def _append(self, event: dict[str, Any]) -> None:
@@ -94,6 +105,11 @@ class Journal:
     @property
     def in_flight(self) -> dict[str, InFlight]:
         return dict(self._state)
+
+    @property
+    def known_job_ids(self) -> set[str]:
+        """Every job id the journal knows: in flight, or finished in the last RECENT seconds."""
+        return {i.job_id for i in self._state.values() if i.job_id} | set(self._done)
 
     def intent(self, key: str, shot: str, endpoint: str, model: str, credits: int) -> InFlight:
         self._append(
@@ -113,17 +129,24 @@ class Journal:
         self._append({"op": "submitted", "key": key, "job_id": job_id})
 
     def finished(self, key: str, job_id: str | None) -> None:
-        self._append({"op": "finished", "key": key, "job_id": job_id})
+        self._append({"op": "finished", "key": key, "job_id": job_id, "at": time.time()})
 
     def abandoned(self, key: str) -> None:
         self._append({"op": "abandoned", "key": key})
 
     def compact(self) -> None:
-        """Rewrite the file to hold only what is still in flight (or remove it when empty)."""
-        if not self._state:
+        """Rewrite the file to hold only what is in flight and the recently finished job ids
+        (or remove it when that is nothing)."""
+        lost = [i.started for i in self._state.values() if i.job_id is None]
+        cutoff = min([time.time(), *lost]) - RECENT
+        self._done = {job_id: at for job_id, at in self._done.items() if at >= cutoff}
+        if not self._state and not self._done:
             self.path.unlink(missing_ok=True)
             return
-        lines = []
+        lines: list[dict[str, Any]] = [
+            {"op": "finished", "key": "", "job_id": job_id, "at": at}
+            for job_id, at in sorted(self._done.items())
+        ]
         for item in self._state.values():
             lines.append(
                 {

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from tchavi_render.atomic import atomic_write_text
+from tchavi_render.atomic import atomic_open
 from tchavi_render.errors import LockfileError
+from tchavi_render.failpoints import failpoint
 
 __all__ = [
     "LOCK_VERSION",
@@ -156,14 +157,72 @@ def read_lock(path: Path) -> Lockfile:
     except (OSError, UnicodeDecodeError) as exc:
         raise LockfileError(f"{path}: cannot read the lockfile ({exc})") from None
     try:
-        doc = yaml.safe_load(text)
-        return _parse(doc)
+        return _parse(_load_yaml(text))
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LockfileError(
             f"{path}: not a valid tchavi-render lockfile ({detail}). Restore it from git, "
             "or delete it: the cache still holds the renders, so nothing is paid again"
         ) from None
+
+
+def _load_yaml(text: str) -> Any:
+    """`yaml.safe_load(text)`, fast: a big lock is read on every plan.
+
+    PyYAML composes a node tree before building values, which for 10,000 shots takes
+    seconds (and more with the garbage collector chasing the nodes). This builds the values
+    straight from libyaml's events with the safe loader's own resolver and constructor;
+    anything it does not expect in a lock (anchors, tags, no libyaml) goes the slow way.
+    """
+    if not getattr(yaml, "__with_libyaml__", False):
+        return yaml.safe_load(text)
+    from yaml import _yaml
+
+    parser = _yaml.CParser(text)
+    resolver = yaml.resolver.Resolver()
+    constructor = yaml.constructor.SafeConstructor()
+    plain: dict[str, Any] = {}
+    stack: list[Any] = []
+    keys: list[Any] = []
+    result: Any = None
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    return yaml.safe_load(text)
+                if event.implicit[0] and event.value not in plain:
+                    tag = resolver.resolve(  # type: ignore[no-untyped-call]
+                        yaml.ScalarNode, event.value, event.implicit
+                    )
+                    node = yaml.ScalarNode(tag, event.value)
+                    plain[event.value] = constructor.construct_object(node, deep=True)
+                value: Any = plain[event.value] if event.implicit[0] else event.value
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    return yaml.safe_load(text)
+                stack.append({} if isinstance(event, yaml.MappingStartEvent) else [])
+                keys.append(None)
+                continue
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                value = stack.pop()
+                keys.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                return yaml.safe_load(text)
+            else:
+                continue  # stream and document boundaries
+            if not stack:
+                result = value
+            elif isinstance(stack[-1], list):
+                stack[-1].append(value)
+            elif keys[-1] is None:
+                keys[-1] = (value,)  # a key, waiting for its value
+            else:
+                stack[-1][keys[-1][0]] = value
+                keys[-1] = None
+    finally:
+        parser.dispose()
+    return result
 
 
 def _parse(doc: Any) -> Lockfile:
@@ -223,5 +282,7 @@ def write_lock(path: Path, lock: Lockfile) -> bool:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    atomic_write_text(path, text)
+    with atomic_open(path) as handle:
+        handle.write(text.encode("utf-8"))
+        failpoint("mid-lock-write")
     return True

@@ -119,6 +119,7 @@ def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
         variables=dict(request.variables),
         var_files=request.var_files,
         media=media,
+        template_cache=cache_dir / "templates",
     )
     lock_path = lock_path_for(spec.path)
     remote = open_remote(spec.cache)

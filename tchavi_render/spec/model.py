@@ -30,6 +30,7 @@ from tchavi_render.api.models import (
     SEED_MIN,
     did_you_mean,
 )
+from tchavi_render.spec.template import MAX_TEXT
 
 __all__ = [
     "BACKENDS",
@@ -168,6 +169,9 @@ def _media_entry(v: Any) -> str | FrameRef:
 
 def _string(v: Any) -> str:
     if isinstance(v, str):
+        if len(v) > MAX_TEXT:
+            # The same bound as a rendered template: no field of a request is that long.
+            raise ValueError(f"is {len(v):,} characters long; at most {MAX_TEXT:,} are allowed")
         return v
     hint = "; quote it" if isinstance(v, int | float) and not isinstance(v, bool) else ""
     raise ValueError(f"must be a string, got {describe(v)}{hint}")

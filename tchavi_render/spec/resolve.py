@@ -74,16 +74,19 @@ def load_spec(
     variables: Mapping[str, str] | None = None,
     var_files: Sequence[Path] = (),
     media: MediaIndex | None = None,
+    template_cache: Path | None = None,
 ) -> LoadedSpec:
     """Load, template and check a spec; raise SpecError listing every problem found.
 
     `variables` are `--var key=value` pairs, `var_files` the `--var-file` paths (later
     ones win). `media` remembers probed files across runs; its store, if any, is saved
-    before returning (that is the only write a load makes).
+    before returning (that is the only write a load makes, with `template_cache`, a
+    directory where compiled templates are kept for the next load).
     """
     index = media if media is not None else MediaIndex()
     try:
-        return _Loader(Path(path), dict(variables or {}), list(var_files), index).load()
+        loader = _Loader(Path(path), dict(variables or {}), list(var_files), index, template_cache)
+        return loader.load()
     finally:
         # The memo is a shortcut only: failing to persist it must not fail the load.
         with contextlib.suppress(OSError):
@@ -141,6 +144,7 @@ class _Loader:
         variables: dict[str, str],
         var_files: list[Path],
         media: MediaIndex,
+        template_cache: Path | None = None,
     ) -> None:
         self.display = path
         self.absolute = path.absolute()
@@ -148,7 +152,7 @@ class _Loader:
         self.variables = variables
         self.var_files = var_files
         self.media_index = media
-        self.renderer = Renderer(self.project_dir, path.parent)
+        self.renderer = Renderer(self.project_dir, path.parent, template_cache)
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
         self._seen: set[tuple[str, Path | None, int | None, int | None, str]] = set()

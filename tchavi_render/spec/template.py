@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
+import marshal
 import re
 import string
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from jinja2 import (
@@ -26,7 +31,10 @@ from jinja2.filters import do_join, do_replace
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from tchavi_render.atomic import atomic_write_bytes
+
 __all__ = [
+    "CODE_CACHE_VERSION",
     "INLINE",
     "MAX_CALL_DEPTH",
     "MAX_TEXT",
@@ -38,6 +46,8 @@ __all__ = [
 ]
 
 MAX_TEXT = 100_000
+# Bump when SpecEnvironment changes the code it compiles (the code cache keys on it).
+CODE_CACHE_VERSION = 1
 MAX_CALL_DEPTH = 50
 MAX_INT_BITS = 4096
 MAX_FORMAT_WIDTH = 1000
@@ -271,11 +281,21 @@ class ProjectLoader(BaseLoader):
 
 
 class Renderer:
-    """Renders field templates and for_each expressions for one load of a spec."""
+    """Renders field templates and for_each expressions for one load of a spec.
 
-    def __init__(self, project_dir: Path, display_dir: Path) -> None:
+    With `code_cache`, compiled templates are kept there (like Jinja's bytecode cache:
+    named by a digest of the source, Jinja, Python and CODE_CACHE_VERSION; checked against
+    a checksum before use; written via temp file and rename), so that a large unchanged
+    spec is not compiled again on every plan. The sandbox acts at run time, so cached code
+    is exactly as confined as fresh code. The cache dir is trusted like the render cache.
+    """
+
+    def __init__(
+        self, project_dir: Path, display_dir: Path, code_cache: Path | None = None
+    ) -> None:
         self.loader = ProjectLoader(project_dir, display_dir)
         self.env = SpecEnvironment(self.loader)
+        self.code_cache = code_cache
         self._templates: dict[str, Template | TemplateFailure] = {}
         self._expressions: dict[str, Any] = {}
 
@@ -317,7 +337,10 @@ class Renderer:
         cached = self._templates.get(source)
         if cached is None:
             try:
-                cached = self.env.from_string(source)
+                code = self._code(source)
+                cached = self.env.template_class.from_code(
+                    self.env, code, self.env.make_globals(None)
+                )
             except TemplateSyntaxError as exc:
                 cached = self._syntax_failure(exc)
             except (RecursionError, MemoryError):
@@ -326,6 +349,30 @@ class Renderer:
         if isinstance(cached, TemplateFailure):
             raise cached
         return cached
+
+    def _code(self, source: str) -> CodeType:
+        """The compiled code of a template, from the code cache when it holds it."""
+        if self.code_cache is None:
+            return self.env.compile(source)
+        import jinja2
+
+        name = hashlib.sha256(
+            f"{CODE_CACHE_VERSION}\0{jinja2.__version__}\0{sys.version}\0{source}".encode()
+        ).hexdigest()
+        path = self.code_cache / name[:2] / f"{name}.code"
+        try:
+            data = path.read_bytes()
+            if data[:32] == hashlib.sha256(data[32:]).digest():
+                code = marshal.loads(data[32:])
+                if isinstance(code, CodeType):
+                    return code
+        except (OSError, ValueError, EOFError, TypeError):
+            pass  # absent or damaged: compile it again
+        code = self.env.compile(source)
+        payload = marshal.dumps(code)
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(path, hashlib.sha256(payload).digest() + payload)
+        return code
 
     def _syntax_failure(self, exc: TemplateSyntaxError) -> TemplateFailure:
         file = None if exc.filename in (None, INLINE) else Path(exc.filename or "")

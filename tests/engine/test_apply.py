@@ -15,6 +15,7 @@ import av
 import pytest
 import yaml
 
+from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import Project
 
 SPEC = """\
@@ -258,7 +259,7 @@ def test_a_killed_apply_resumes_without_paying_twice(project_factory: object) ->
     result = project.apply()
     assert "3 rendered" in result.output
     assert len(project.jobs()) == 3
-    assert not journal.exists()
+    assert Journal(journal).in_flight == {}
     lock = yaml.safe_load(project.lock.read_text())
     assert {s["job_id"] for s in lock["shots"].values()} == {j["id"] for j in project.jobs()}
 

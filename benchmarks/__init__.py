@@ -1,0 +1,1 @@
+"""Benchmark scripts: each measures whole processes and prints its figures (`make bench`)."""

@@ -1,0 +1,52 @@
+"""The emulator stops and starts again (same port, same data) in the middle of an apply."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tchavi_render.emulator import EmulatorConfig, running_emulator
+from tchavi_render.engine.lock import read_lock
+from tests.reliability.conftest import Project, storyboard
+
+SHOTS = 6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_apply_survives_a_restart_of_the_service_with_jobs_in_flight(tmp_path: Path) -> None:
+    config = EmulatorConfig(
+        data_dir=tmp_path / "emulator", port=free_port(), latency=3.0, credits=10**7
+    )
+    root = tmp_path / "project"
+    root.mkdir()
+    with running_emulator(config) as emu:
+        project = Project(root, tmp_path / "cache", emu, CliRunner())
+        project.write(storyboard(SHOTS))
+        apply = project.subprocess("apply", "--yes")
+        journal = root / ".tchavi" / "tchavi.journal"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if journal.exists() and journal.read_text().count('"submitted"') >= SHOTS:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the jobs were not submitted in time")
+        assert all(job["status"] in ("pending", "processing") for job in emu.jobs())
+    time.sleep(2.0)  # down: polls fail and are retried
+    assert apply.poll() is None, "the apply gave up while the service was down"
+    with running_emulator(config) as emu:
+        project.emulator = emu
+        assert apply.wait(timeout=60) == 0, (tmp_path / "subprocess.log").read_text()
+        jobs = emu.jobs()
+    assert len(jobs) == SHOTS
+    lock = read_lock(project.lock)
+    assert {e.job_id for e in lock.shots.values()} == {j["id"] for j in jobs}
+    assert all(e.output is not None for e in lock.shots.values())
