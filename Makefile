@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint typecheck check schema examples clean
+.PHONY: install browser demo test bench lint typecheck check schema examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ demo: $(STAMP)
 	$(VENV)/bin/tchavi-render apply examples/quickstart/tchavi.yaml --backend local --yes
 	$(VENV)/bin/tchavi-render plan examples/quickstart/tchavi.yaml
 
-test: $(STAMP)
+# Headless Chromium renders the review page in the report tests (Debian's package; CI
+# runs as root). Installed only when missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 # The figures of docs/benchmarks.md (about 15 minutes; not part of test or check). DVC is

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_copy", "atomic_open", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = [
+    "atomic_copy",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "file_mode",
+    "fsync_dir",
+]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -28,6 +35,18 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def file_mode(path: Path) -> int:
+    """The mode a rewrite of `path` gets: its current one, else what the umask allows.
+
+    mkstemp makes temp files private (0600); renamed into place they would stay so."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """Write `path` all or nothing: readers see the old file or the complete new one."""
@@ -35,6 +54,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, file_mode(path))
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

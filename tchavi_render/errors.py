@@ -26,10 +26,15 @@
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
+    ├── ShotsNotReady                    export needs shots that are not rendered or out of
+    │                                    date; names each one
+    ├── ExportError                      the final cut cannot be made from the rendered files
+    ├── RemoteCacheError                 the remote cache (S3) is misconfigured, unreachable
+    │                                    or refuses a request
     └── UserAborted                      the user answered no at the confirmation
 
 Messages name the place and end with what to do. The API key never appears in any of them:
-nothing here is ever given the key.
+nothing here is ever given the key (nor the S3 credentials, nor the cache-signing secret).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "ApiError",
     "BudgetExceeded",
     "DownloadError",
+    "ExportError",
     "FrozenWouldSpend",
     "InsufficientCredits",
     "InvalidApiKey",
@@ -57,7 +63,9 @@ __all__ = [
     "PlanStale",
     "Problem",
     "RateLimited",
+    "RemoteCacheError",
     "ServerError",
+    "ShotsNotReady",
     "SpecError",
     "TchaviRenderError",
     "UserAborted",
@@ -283,6 +291,19 @@ class LockHeld(TchaviRenderError):
 
 class LockfileError(TchaviRenderError):
     """The lockfile exists but is not one we can read."""
+
+
+class ShotsNotReady(TchaviRenderError):
+    """Some shots a command needs are not rendered, or no longer match the spec."""
+
+
+class ExportError(TchaviRenderError):
+    """The final cut cannot be made: a rendered file does not decode, a trim overruns it."""
+
+
+class RemoteCacheError(TchaviRenderError):
+    """The remote cache cannot be used: bad settings, no boto3, no credentials, no bucket,
+    access denied, or unreachable."""
 
 
 class UserAborted(TchaviRenderError):

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tchavi_render.atomic import atomic_open, atomic_write_bytes
+
 if TYPE_CHECKING:
     # Only for annotations: importing the spec package here would be circular at runtime.
     from tchavi_render.spec.shot import MediaKind
 
-__all__ = ["MediaIndex", "MediaInfo", "probe_media", "sha256_file"]
+__all__ = ["MediaIndex", "MediaInfo", "extract_frame", "probe_media", "sha256_file"]
 
 CHUNK = 1024 * 1024
 STORE_VERSION = 1
@@ -210,7 +210,7 @@ class MediaIndex:
                 "version": STORE_VERSION,
                 "entries": {k: e.as_json() for k, e in sorted(entries.items())},
             }
-            _write_atomic(self.store, json.dumps(payload, separators=(",", ":")).encode())
+            atomic_write_bytes(self.store, json.dumps(payload, separators=(",", ":")).encode())
             self._dirty = False
 
     def _load(self) -> dict[str, _Entry]:
@@ -233,16 +233,22 @@ def _read_store(store: Path) -> dict[str, _Entry]:
         return {}
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def extract_frame(video: Path, which: str | float, target: Path) -> None:
+    """Write one frame of `video` to `target` as PNG (atomically): "first", "last", or the
+    frame shown at `which` seconds (the last one when the video is shorter)."""
+    import av
+
+    chosen: Any = None
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            chosen = frame
+            if which == "first":
+                break
+            if isinstance(which, float) and frame.time is not None and frame.time >= which:
+                break
+    if chosen is None:
+        raise ValueError(f"{video.name} has no video frame")
+    image = chosen.to_image()
+    with atomic_open(target) as handle:
+        image.save(handle, format="PNG")

@@ -25,6 +25,11 @@ def isolated_user_env(
     monkeypatch.setenv("TCHAVI_BASE_URL", UNREACHABLE_BASE_URL)
     monkeypatch.delenv("TCHAVI_API_KEY", raising=False)
     monkeypatch.delenv("TCHAVI_RENDER_DEBUG", raising=False)
+    # Nor a team's remote cache: tests that want one (tests/remote) set up their own bucket.
+    for name in ("", "_MODE", "_ENDPOINT_URL"):
+        monkeypatch.delenv(f"TCHAVI_RENDER_REMOTE_CACHE{name}", raising=False)
+    monkeypatch.delenv("TCHAVI_RENDER_CACHE_SECRET", raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return home
 
 

@@ -88,9 +88,19 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+# Query parameters of presigned URLs (S3 and the like) that carry credentials or
+# signatures: a service error quoting a media URL must not print them.
+_SIGNED_QUERY = re.compile(
+    r"((?:X-Amz-(?:Credential|Signature|Security-Token))|Signature|AWSAccessKeyId)=[^&\s\"']+",
+    re.IGNORECASE,
+)
+
+
 def scrub(text: str, secret: str) -> str:
-    """`text` with every occurrence of the secret replaced, so no message can carry the key."""
-    return text.replace(secret, "***") if secret else text
+    """`text` with every occurrence of the secret replaced, so no message can carry the key,
+    and the credentials of any presigned URL it quotes redacted."""
+    text = text.replace(secret, "***") if secret else text
+    return _SIGNED_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:

@@ -78,7 +78,7 @@ def apply(
 ) -> int:
     """Render the shots that changed (TARGET is a spec, or a plan saved with plan -o)."""
     from tchavi_render.cli.render import JsonEvents, LineEvents, RichEvents, plan_text, result_text
-    from tchavi_render.engine.apply import ApplyEvent, ApplyOptions, EventSink, apply_plan
+    from tchavi_render.engine.apply import ApplyOptions, EventSink, apply_plan
     from tchavi_render.engine.applylock import apply_lock
     from tchavi_render.engine.backends import open_backend
     from tchavi_render.engine.journal import Journal, journal_path_for
@@ -104,13 +104,13 @@ def apply(
         apply_lock(request.spec_path.resolve(), lock_timeout),
         open_workspace(request, cache_root) as ws,
     ):
-        plan = ws.plan()
+        ws.check_backend(backend)
+        plan = ws.plan(backend)
         if saved is not None:
             check_saved_plan(saved, ws, plan, target)
         journal = Journal(journal_path_for(ws.spec.path))
-        emit_plan = JsonEvents() if as_json else None
-        if emit_plan is not None:
-            emit_plan(ApplyEvent("plan", message=json.dumps(plan.as_json(), sort_keys=True)))
+        if as_json:
+            click.echo(json.dumps({"event": "plan", **plan.as_json()}, sort_keys=True))
         else:
             for warning in ws.spec.warnings:
                 click.echo(str(warning), err=True)
@@ -127,7 +127,12 @@ def apply(
         options = ApplyOptions(concurrency=concurrency, max_credits=max_credits, frozen=frozen)
         chosen = backend or ws.spec.backend
         with open_backend(
-            chosen, spec=ws.spec, cache_dir=cache_root, base_url=base_url, max_rpm=max_rpm
+            chosen,
+            spec=ws.spec,
+            cache_dir=cache_root,
+            base_url=base_url,
+            max_rpm=max_rpm,
+            remote=ws.remote,
         ) as be:
             rich_sink: RichEvents | None = None
             sink: EventSink

@@ -41,6 +41,12 @@ from tchavi_render.cli.options import (
     help="Save the plan; `apply PLANFILE` applies exactly it.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List unchanged shots too.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "tchavi"]),
+    default=None,
+    help="Plan for this backend instead of the spec's (as apply --backend).",
+)
 def plan(
     spec: Path,
     variables: tuple[str, ...],
@@ -53,6 +59,7 @@ def plan(
     detailed_exitcode: bool,
     planfile: Path | None,
     verbose: bool,
+    backend: str | None,
 ) -> int:
     """Show what `apply` would render, reuse and delete, and the estimated credits."""
     from tchavi_render.cli.render import plan_json, plan_markdown, plan_text
@@ -62,7 +69,8 @@ def plan(
     with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
         for warning in ws.spec.warnings:
             click.echo(f"{warning}", err=True)
-        result = ws.plan()
+        ws.check_backend(backend)
+        result = ws.plan(backend)
         if planfile is not None:
             write_planfile(planfile, ws, result)
     if as_json:

@@ -165,8 +165,6 @@ class LineEvents:
         self.spent = 0
 
     def __call__(self, event: ApplyEvent) -> None:
-        if event.kind == "status" and not event.message:
-            return
         if event.kind == "submit":
             self.spent += event.credits
         parts = [event.kind]
@@ -174,12 +172,14 @@ class LineEvents:
             parts.append(event.shot)
         if event.job_id:
             parts.append(f"job={event.job_id}")
+        if event.status and event.kind == "status":
+            parts.append(event.status)
         if event.message:
             parts.append(event.message)
-        if event.kind in ("submit", "done"):
-            parts.append(
-                f"credits={credits(self.spent if event.kind == 'submit' else event.credits)}"
-            )
+        if event.kind == "submit":
+            parts.append(f"credits={credits(self.spent)}")
+        elif event.kind == "done":
+            parts.append(f"credits={credits(event.credits)}")
         print(" ".join(parts), file=self.stream, flush=True)
 
 

@@ -8,28 +8,45 @@ from typing import Any
 
 import click
 
-from tchavi_render.cli.options import parse_vars, spec_argument, variable_options
+from tchavi_render.cli.options import parse_vars, variable_options
 from tchavi_render.errors import Problem
 
 __all__ = ["validate"]
 
 
 @click.command()
-@spec_argument
+@click.argument("specs", nargs=-1, type=click.Path(path_type=Path), metavar="[SPEC]...")
 @variable_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def validate(
     ctx: click.Context,
-    spec: Path,
+    specs: tuple[Path, ...],
     variables: tuple[str, ...],
     var_files: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Check SPEC (default: tchavi.yaml) and print every error and warning.
+    """Check each SPEC (default: tchavi.yaml) and print every error and warning.
 
-    Exits 0 when the spec is valid (warnings allowed), 1 when it is not.
+    Exits 0 when every spec is valid (warnings allowed), 1 when one is not. Several specs
+    at once suit a pre-commit hook, which passes the changed files.
     """
+    reports = [
+        _validate_one(spec, variables, var_files, as_json)
+        for spec in specs or (Path("tchavi.yaml"),)
+    ]
+    if as_json:
+        docs = [doc for doc, _ in reports]
+        # One spec: its report, as before; several: a list, each naming its spec.
+        out: Any = {k: v for k, v in docs[0].items() if k != "spec"} if len(docs) == 1 else docs
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    ctx.exit(1 if any(not ok for _, ok in reports) else 0)
+
+
+def _validate_one(
+    spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as_json: bool
+) -> tuple[dict[str, Any], bool]:
+    """Check one spec; print its problems unless `as_json`; (its JSON report, valid?)."""
     from tchavi_render.errors import SpecError
     from tchavi_render.spec import load_spec
 
@@ -40,26 +57,24 @@ def validate(
     else:
         errors, warnings = [], list(loaded.warnings)
         shots = [{"id": s.id, "request": s.request(_media_json)} for s in loaded.shots]
-    if as_json:
-        report = {
-            "valid": not errors,
-            "errors": [p.as_json() for p in errors],
-            "warnings": [p.as_json() for p in warnings],
-            "shots": shots,
-        }
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
+    report = {
+        "spec": str(spec),
+        "valid": not errors,
+        "errors": [p.as_json() for p in errors],
+        "warnings": [p.as_json() for p in warnings],
+        "shots": shots,
+    }
+    if not as_json:
         for problem in _in_file_order(errors, warnings):
             click.echo(_line(problem), err=True)
-        if errors:
-            if len(errors) + len(warnings) > 1:
-                click.echo(
-                    f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
-                )
-        else:
+        if errors and len(errors) + len(warnings) > 1:
+            click.echo(
+                f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
+            )
+        elif not errors:
             note = f" ({_count(warnings, 'warning')})" if warnings else ""
             click.echo(f"{spec}: valid, {_count(shots, 'shot')}{note}")
-    ctx.exit(1 if errors else 0)
+    return report, not errors
 
 
 def _media_json(media: Any) -> Any:

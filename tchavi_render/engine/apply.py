@@ -11,16 +11,18 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tchavi_render.api.models import Job
+from tchavi_render.atomic import atomic_copy
 from tchavi_render.engine.cache import CacheRecord, RenderCache
 from tchavi_render.engine.journal import InFlight, Journal
+from tchavi_render.engine.keys import key_request, shot_key
 from tchavi_render.engine.lock import FailedAttempt, LockEntry, Lockfile, OutputRecord, write_lock
-from tchavi_render.engine.plan import Action, Plan, PlannedShot
+from tchavi_render.engine.plan import Action, Plan, PlannedShot, storyboard_order
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import (
     AmbiguousSubmit,
@@ -35,7 +37,7 @@ from tchavi_render.errors import (
     TchaviRenderError,
 )
 from tchavi_render.failpoints import failpoint
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, UrlMedia
+from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
 if TYPE_CHECKING:
     from tchavi_render.api import AsyncTchaviClient
@@ -118,17 +120,6 @@ class ApplyResult:
         return 1 if self.failed else 0
 
 
-def _media_value(backend: Backend) -> Callable[[Media], str]:
-    def value(media: Media) -> str:
-        if isinstance(media, UrlMedia):
-            return media.url
-        if isinstance(media, LocalMedia):
-            return backend.media_url(media)
-        raise TypeError(f"unknown media {media!r}")
-
-    return value
-
-
 class _Run:
     """The state of one apply: lock in memory, jobs in flight, credits."""
 
@@ -157,16 +148,20 @@ class _Run:
         self._lock_dirty = False
         self._last_lock_write = 0.0
         self._lock_write_cost = 0.0
-        # key -> every planned shot that takes that key's render
-        self.by_key: dict[str, list[PlannedShot]] = {}
-        for planned in plan.shots:
-            if planned.shot is not None:
-                self.by_key.setdefault(planned.key, []).append(planned)
+        # key -> the one render of that key in this run (a job submitted or resumed)
+        self.renders: dict[str, asyncio.Task[CacheRecord | _Failure]] = {}
+        self.render_owner: dict[str, str] = {}  # key -> the shot that asked for it first
+        # shot id -> its verified output file, once final (continuity reads frames from it)
+        self.outputs: dict[str, Path] = {}
+        self.output_sha: dict[str, str] = {}
+        self.settled: dict[str, asyncio.Event] = {}
         self.committed = 0  # credits spent or in flight in this run, net of refunds
         self.stop_submitting = False
         self.submit_turn = asyncio.Lock()
         self.fatal: TchaviRenderError | None = None
         self.blocked: set[str] = set()  # keys that failed in a way that forbids a submit
+        self.rerender: set[str] = set()  # remote reuses that render after all (shot ids)
+        self.found_elsewhere: set[str] = set()  # keys another machine rendered meanwhile
 
     # -- lock ---------------------------------------------------------------------------------
 
@@ -208,18 +203,21 @@ class _Run:
         """Copy a cached render to the shot's output path (verified) and lock it."""
         assert planned.shot is not None
         target = self.output_path(planned.id)
-        from tchavi_render.atomic import atomic_copy
-
         atomic_copy(self.cache.object_path(record.sha256), target, expect_sha256=record.sha256)
         self.set_entry(planned.id, self.entry_for(planned.shot, planned.key, record, target))
 
-    def entry_for(self, shot: Shot, key: str, record: CacheRecord, target: Path) -> LockEntry:
-        from tchavi_render.engine.keys import key_request
+    def final(self, shot_id: str, path: Path | None, sha256: str | None) -> None:
+        """The shot's output is final (or it failed: no path): shots continuing it may go."""
+        if path is not None and sha256 is not None:
+            self.outputs[shot_id] = path
+            self.output_sha[shot_id] = sha256
+        self.settled.setdefault(shot_id, asyncio.Event()).set()
 
+    def entry_for(self, shot: Shot, key: str, record: CacheRecord, target: Path) -> LockEntry:
         return LockEntry(
             key=key,
             model=shot.model,
-            request=key_request(shot),
+            request=key_request(shot, self.output_sha),
             job_id=record.job_id,
             output=OutputRecord(
                 path=self.relpath(target),
@@ -253,13 +251,11 @@ async def apply_plan(
     resumable = {
         key: item for key, item in journal.in_flight.items() if item.endpoint == backend.identity
     }
-    to_render = _keys_to_render(plan)
-    _check_spending(plan, {k: p for k, p in to_render.items() if k not in resumable}, options)
-
+    _check_spending(plan, resumable, options)
     try:
         _apply_local(run)
-        if to_render or resumable:
-            await _render(run, to_render, resumable)
+        if any(_needs_render(p) for p in run.plan.shots) or resumable:
+            await _render(run, resumable)
     finally:
         run.save_lock(force=True)
         if not journal.in_flight:
@@ -274,23 +270,31 @@ async def apply_plan(
     return run.result
 
 
-def _keys_to_render(plan: Plan) -> dict[str, PlannedShot]:
-    """The first planned shot of each key that needs a job, in storyboard order."""
-    out: dict[str, PlannedShot] = {}
+def _needs_render(planned: PlannedShot) -> bool:
+    """Shots whose output comes from a render of this run (a new job or a resumed one)."""
+    if planned.spends:
+        return True
+    return (
+        planned.action is Action.REUSE
+        and planned.source is not None
+        and planned.source.kind == "run"
+    )
+
+
+def _check_spending(plan: Plan, resumable: dict[str, InFlight], options: ApplyOptions) -> None:
+    """--frozen and --max-credits refuse before anything is submitted."""
+    new: dict[str, PlannedShot] = {}
     for planned in plan.spending:
-        out.setdefault(planned.key, planned)
-    return out
-
-
-def _check_spending(plan: Plan, to_render: dict[str, PlannedShot], options: ApplyOptions) -> None:
-    if options.frozen and to_render:
-        names = ", ".join(sorted(p.id for p in plan.spending if p.key in to_render))
+        if planned.pending or planned.key not in resumable:
+            new.setdefault(planned.key or f"pending:{planned.id}", planned)
+    if options.frozen and new:
+        names = ", ".join(sorted(p.id for p in new.values()))
         raise FrozenWouldSpend(
-            f"--frozen: {len(to_render)} shot(s) would need a new job: {names}. "
+            f"--frozen: {len(new)} shot(s) would need a new job: {names}. "
             "Render them outside frozen mode (or restore the cache), then commit the lock"
         )
     if options.max_credits is not None:
-        estimate = sum(p.estimated_credits for p in to_render.values())
+        estimate = sum(p.estimated_credits for p in new.values())
         if estimate > options.max_credits:
             raise BudgetExceeded(
                 f"the plan needs an estimated {estimate} credits, over --max-credits "
@@ -300,16 +304,28 @@ def _check_spending(plan: Plan, to_render: dict[str, PlannedShot], options: Appl
 
 
 def _apply_local(run: _Run) -> None:
-    """Everything that needs no job: unchanged, reuse from cache or lock, delete."""
-    for planned in run.plan.shots:
+    """Everything that needs no job: unchanged, reuse from cache or lock, delete. Shots go
+    upstream first, so a lock entry can name the output its frames come from."""
+    by_id = {p.id: p for p in run.plan.shots}
+    order = [s.id for s in storyboard_order([p.shot for p in run.plan.shots if p.shot])]
+    order += [p.id for p in run.plan.shots if p.shot is None]
+    for planned in (by_id[i] for i in order):
         if planned.action is Action.UNCHANGED:
-            run.outcome(planned.id, "unchanged", planned.locked.job_id if planned.locked else None)
+            locked = planned.locked
+            run.outcome(planned.id, "unchanged", locked.job_id if locked else None)
+            if locked is not None and locked.output is not None:
+                path = run.spec.project_dir / locked.output.path
+                run.final(planned.id, path, locked.output.sha256)
         elif planned.action is Action.DELETE:
             _delete(run, planned)
         elif planned.action is Action.REUSE and planned.source is not None:
             if planned.source.kind == "run":
                 continue  # placed when the shot it shares a render with finishes
-            _reuse(run, planned)
+            record = _reuse(run, planned)
+            if record is None and planned.id in run.rerender:
+                continue  # rendered with the jobs after all
+            sha = None if record is None else record.sha256
+            run.final(planned.id, run.output_path(planned.id), sha)
     run.save_lock(force=True)
 
 
@@ -324,22 +340,50 @@ def _delete(run: _Run, planned: PlannedShot) -> None:
     run.emit(ApplyEvent("delete", planned.id, message="removed from the lock and the outputs"))
 
 
-def _reuse(run: _Run, planned: PlannedShot) -> None:
+def _reuse(run: _Run, planned: PlannedShot) -> CacheRecord | None:
     assert planned.shot is not None and planned.source is not None
     record = run.cache.restore(planned.key, run.output_path(planned.id))
     if record is None and planned.source.output is not None:
         # The cache lacks it, but a locked output has those bytes: adopt it into the cache.
         record = _record_from_locked(run, planned)
+    if record is None and _render_instead(run, planned):
+        return None
     if record is None:
         # The cache entry vanished or was corrupt since planning: it must render after all.
         run.outcome(planned.id, "failed", None, "cached render missing or corrupt; run again")
         run.emit(ApplyEvent("failed", planned.id, message="cached render missing or corrupt"))
-        return
+        return None
     run.set_entry(
         planned.id, run.entry_for(planned.shot, planned.key, record, run.output_path(planned.id))
     )
     run.outcome(planned.id, "reused", record.job_id)
     run.emit(ApplyEvent("reuse", planned.id, job_id=record.job_id, message=planned.reasons[0]))
+    return record
+
+
+def _render_instead(run: _Run, planned: PlannedShot) -> bool:
+    """A render the remote cache offered at plan time but could not deliver (gone, or its
+    bytes not those its record names) is rendered after all, as a job: failing would fail
+    every later apply the same way. Not with --frozen, nor when shots continue it (their
+    keys were made from the remote render's frames)."""
+    shot = planned.shot
+    if shot is None or planned.source is None or planned.source.kind != "remote":
+        return False
+    continued = any(p.shot is not None and planned.id in p.shot.upstream for p in run.plan.shots)
+    if run.options.frozen or continued:
+        return False
+    locked = planned.locked is not None and planned.locked.rendered
+    replanned = replace(
+        planned,
+        action=Action.REPLACE if locked else Action.CREATE,
+        source=None,
+        estimated_credits=estimate_credits(shot.resolution, shot.duration),
+        reasons=("the remote cache could not deliver its render",),
+    )
+    shots = tuple(replanned if p is planned else p for p in run.plan.shots)
+    run.plan = replace(run.plan, shots=shots)
+    run.rerender.add(planned.id)
+    return True
 
 
 def _record_from_locked(run: _Run, planned: PlannedShot) -> CacheRecord | None:
@@ -348,8 +392,6 @@ def _record_from_locked(run: _Run, planned: PlannedShot) -> CacheRecord | None:
     source_entry = run.lock.shots.get(planned.source.from_shot or "") or planned.locked
     source = run.spec.project_dir / output.path
     tmp = run.cache.tmp_dir / f"adopt-{uuid.uuid4().hex}.mp4"
-    from tchavi_render.atomic import atomic_copy
-
     try:
         atomic_copy(source, tmp, expect_sha256=output.sha256)
     except (OSError, ValueError):
@@ -375,12 +417,24 @@ def _record_from_locked(run: _Run, planned: PlannedShot) -> CacheRecord | None:
 # -- rendering ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """Why a key's render produced no video (the job, when there was one, for its credits)."""
+
+    code: str
+    message: str
+    job_id: str | None = None
+    job: Job | None = None
+
+
 class _Tracker:
     """Jobs in flight and the one poller that watches them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_status: Callable[[str, str], None]) -> None:
         self.waiting: dict[str, asyncio.Future[Job]] = {}
         self.wakeup = asyncio.Event()
+        self.on_status = on_status  # (job id, new status) while a job is not done
+        self.status: dict[str, str] = {}
         self.since: dict[str, float] = {}  # job id -> when it began to be watched
         self.quickest: float | None = None  # the shortest watch that ended in a settle
 
@@ -391,14 +445,19 @@ class _Tracker:
         self.wakeup.set()
         return future
 
-    def settle(self, job: Job) -> None:
-        future = self.waiting.pop(job.id, None)
-        started = self.since.pop(job.id, None)
-        if started is not None:
-            took = time.monotonic() - started
-            self.quickest = took if self.quickest is None else min(self.quickest, took)
-        if future is not None and not future.done():
-            future.set_result(job)
+    def observe(self, job: Job) -> None:
+        """A polled job record: settle it when done, report a change of status otherwise."""
+        if job.done:
+            future = self.waiting.pop(job.id, None)
+            if future is not None and not future.done():
+                future.set_result(job)
+            started = self.since.pop(job.id, None)
+            if started is not None:
+                took = time.monotonic() - started
+                self.quickest = took if self.quickest is None else min(self.quickest, took)
+        elif job.id in self.waiting and self.status.get(job.id) != job.status:
+            self.status[job.id] = job.status
+            self.on_status(job.id, job.status)
 
     def next_due(self) -> float | None:
         """When the oldest job in flight should be done, judging by the quickest so far
@@ -414,44 +473,304 @@ class _Tracker:
             future.set_exception(exc)
 
 
-async def _render(
-    run: _Run, to_render: dict[str, PlannedShot], resumable: dict[str, InFlight]
-) -> None:
+_FATAL = (InvalidApiKey, InsufficientCredits)
+MIN_POLL_INTERVAL = 0.25
+
+
+class _Renderer:
+    """Submits, resumes and finishes jobs; every key is rendered at most once per run."""
+
+    def __init__(self, run: _Run, client: AsyncTchaviClient, known_ids: set[str]) -> None:
+        self.run = run
+        self.client = client
+        self.known_ids = known_ids
+        self.tracker = _Tracker(self._status)
+        self.job_shot: dict[str, str] = {}  # job id -> the shot it renders, for progress
+        self.semaphore = asyncio.Semaphore(max(1, run.options.concurrency))
+
+    # -- one key ------------------------------------------------------------------------------
+
+    def render(self, planned: PlannedShot) -> asyncio.Task[CacheRecord | _Failure]:
+        """The render of `planned.key` in this run, started by the first shot that asks."""
+        task = self.run.renders.get(planned.key)
+        if task is None:
+            task = asyncio.create_task(self._submit_and_finish(planned))
+            self.run.renders[planned.key] = task
+            self.run.render_owner[planned.key] = planned.id
+        return task
+
+    def resume(self, item: InFlight) -> None:
+        """A job an earlier apply submitted (and paid for) becomes this run's render of its key."""
+        assert item.job_id is not None
+        self.run.renders[item.key] = asyncio.create_task(self._resume(item))
+        self.run.render_owner[item.key] = item.shot
+
+    async def _resume(self, item: InFlight) -> CacheRecord | _Failure:
+        assert item.job_id is not None
+        self.job_shot[item.job_id] = item.shot
+        async with self.semaphore:
+            self.run.emit(
+                ApplyEvent("resume", item.shot, job_id=item.job_id, message="job of an earlier run")
+            )
+            return await self._finish(item.key, item.job_id)
+
+    async def _submit_and_finish(self, planned: PlannedShot) -> CacheRecord | _Failure:
+        async with self.semaphore:
+            elsewhere = await self._rendered_elsewhere(planned)
+            if elsewhere is not None:
+                return elsewhere
+            try:
+                job_id = await self._submit(planned)
+            except TchaviRenderError as exc:
+                if isinstance(exc, _FATAL):
+                    self.run.stop_submitting = True
+                    self.run.fatal = self.run.fatal or exc
+                code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
+                return _Failure(code, str(exc))
+            if isinstance(job_id, _Failure):
+                return job_id
+            return await self._finish(planned.key, job_id)
+
+    async def _rendered_elsewhere(self, planned: PlannedShot) -> CacheRecord | None:
+        """Another machine may have rendered this key since planning: the cache is asked
+        once more just before paying (only a remote layer can say yes; RenderCache.pull)."""
+        record = await asyncio.to_thread(self.run.cache.pull, planned.key)
+        if record is not None:
+            self.run.found_elsewhere.add(planned.key)
+            message = "rendered meanwhile on another machine; from the remote cache"
+            self.run.emit(ApplyEvent("status", planned.id, job_id=record.job_id, message=message))
+        return record
+
+    async def _submit(self, planned: PlannedShot) -> str | _Failure:
+        run = self.run
+        shot = planned.shot
+        assert shot is not None
+        cost = estimate_credits(shot.resolution, shot.duration)
+        if run.stop_submitting:
+            return _Failure("not_submitted", "an earlier error stopped every submit")
+        if run.options.max_credits is not None and run.committed + cost > run.options.max_credits:
+            return _Failure("not_submitted", f"--max-credits {run.options.max_credits} reached")
+        # Local media may be uploaded to a bucket first: off the event loop, so polls go on.
+        params = await asyncio.to_thread(shot.params, self._media_url)
+        # One submit at a time, from intent to journaled job id: after a crash at most one
+        # intent lacks its id, so the job found for it cannot be another shot's.
+        async with run.submit_turn:
+            if run.stop_submitting:
+                return _Failure("not_submitted", "an earlier error stopped every submit")
+            failpoint("before-intent")
+            run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
+            failpoint("before-submit")
+            run.committed += cost
+            try:
+                job = await self.client.videos.generations.create(
+                    params, known_job_ids=self.known_ids
+                )
+            except AmbiguousSubmit:
+                # A job may exist: the intent stays, and the next apply looks for it.
+                raise
+            except ApiError:
+                run.committed -= cost
+                run.journal.abandoned(planned.key)
+                raise
+            failpoint("after-submit")
+            self.known_ids.add(job.id)
+            run.journal.submitted(planned.key, job.id)
+            failpoint("after-journal")
+        self.job_shot[job.id] = planned.id
+        run.result.credits_used += job.credits_used or cost
+        run.emit(
+            ApplyEvent(
+                "submit",
+                planned.id,
+                job_id=job.id,
+                status=job.status,
+                credits=job.credits_used or cost,
+            )
+        )
+        return job.id
+
+    async def _finish(self, key: str, job_id: str) -> CacheRecord | _Failure:
+        """Wait for the job, then download, verify and cache it."""
+        run = self.run
+        try:
+            job = await self.tracker.watch(job_id)
+        except JobNotFound as exc:
+            run.journal.finished(key, job_id)
+            return _Failure("job_not_found", str(exc), job_id)
+        if job.status == "failed":
+            error = job.error
+            run.result.credits_refunded += job.credits_refunded
+            run.committed -= job.credits_refunded
+            run.journal.finished(key, job_id)
+            return _Failure(
+                error.code if error else "upstream_error",
+                error.message if error else "the job failed",
+                job_id,
+                job,
+            )
+        try:
+            record = await _download(run, self.client, key, job)
+        except MediaExpired as exc:
+            run.journal.finished(key, job_id)
+            return _Failure("download_failed", str(exc), job_id, job)
+        except (DownloadError, ApiError) as exc:
+            # The job is paid for and its video may download later: it stays in the journal,
+            # so the next apply fetches it again instead of paying for a new job.
+            message = f"{exc}; the next apply downloads it again (no new job)"
+            return _Failure("download_failed", message, job_id)
+        run.journal.finished(key, job_id)
+        return record
+
+    def _status(self, job_id: str, status: str) -> None:
+        self.run.emit(ApplyEvent("status", self.job_shot.get(job_id), job_id, status))
+
+    # -- media --------------------------------------------------------------------------------
+
+    def _media_url(self, media: Media) -> str:
+        """The URL the service fetches a media item from; frames of other shots are cut
+        from their verified outputs and served like local images."""
+        if isinstance(media, UrlMedia):
+            return media.url
+        if isinstance(media, LocalMedia):
+            return self.run.backend.media_url(media)
+        if isinstance(media, ShotFrame):
+            return self.run.backend.media_url(self._frame(media))
+        raise TypeError(f"unknown media {media!r}")
+
+    def _frame(self, frame: ShotFrame) -> LocalMedia:
+        from tchavi_render.media import extract_frame, sha256_file
+
+        video = self.run.outputs[frame.shot]
+        sha = self.run.output_sha[frame.shot]
+        frames = self.run.cache.directory / "frames"
+        frames.mkdir(parents=True, exist_ok=True)
+        target = frames / f"{sha}-{frame.selector}.png"
+        if not target.is_file():
+            extract_frame(video, frame.frame, target)
+        return LocalMedia(
+            path=target,
+            relpath=f"frames/{target.name}",
+            sha256=sha256_file(target),
+            size=target.stat().st_size,
+            kind="image",
+        )
+
+    # -- one shot -----------------------------------------------------------------------------
+
+    async def shot(self, planned: PlannedShot) -> None:
+        """Bring one shot's output into place from this run's render of its key."""
+        run = self.run
+        try:
+            resolved = await self._resolve(planned)
+            if resolved is None:
+                return
+            if isinstance(resolved, CacheRecord):
+                outcome: CacheRecord | _Failure = resolved
+            else:
+                planned = resolved
+                outcome = await self.render(planned)
+            if isinstance(outcome, _Failure):
+                _record_failure(run, planned, outcome)
+                return
+            run.place(planned, outcome)
+            mine = run.render_owner.get(planned.key) == planned.id and planned.spends
+            mine = mine and planned.key not in run.found_elsewhere
+            run.outcome(planned.id, "rendered" if mine else "reused", outcome.job_id)
+            run.emit(
+                ApplyEvent(
+                    "rendered" if mine else "reuse",
+                    planned.id,
+                    job_id=outcome.job_id,
+                    credits=outcome.credits_used if mine else 0,
+                )
+            )
+            run.final(planned.id, run.output_path(planned.id), outcome.sha256)
+            run.save_lock()
+        finally:
+            run.settled.setdefault(planned.id, asyncio.Event()).set()
+
+    async def _resolve(self, planned: PlannedShot) -> PlannedShot | CacheRecord | None:
+        """For a shot continuing shots of this run: wait for them, then find its key. A
+        render already cached is restored here; None means the shot cannot render."""
+        if not planned.pending:
+            return planned
+        run = self.run
+        shot = planned.shot
+        assert shot is not None
+        for upstream in shot.upstream:
+            await run.settled.setdefault(upstream, asyncio.Event()).wait()
+        missing = [u for u in shot.upstream if u not in run.output_sha]
+        if missing:
+            _record_failure(
+                run, planned, _Failure("upstream_failed", f"upstream shot {missing[0]!r} failed")
+            )
+            return None
+        key = shot_key(shot, run.output_sha, emulated=run.backend.name == "local")
+        planned = replace(planned, key=key)
+        if not planned.forced:
+            record = run.cache.restore(key, run.output_path(planned.id))
+            if record is not None:
+                return record
+        return planned
+
+    # -- the poller ---------------------------------------------------------------------------
+
+    async def poll_forever(self) -> None:
+        """One poller for every job: a list call reports up to 50 jobs, so requests per shot
+        stay near two however many jobs are in flight."""
+        run, tracker = self.run, self.tracker
+        interval = run.options.poll_interval
+        while True:
+            if not tracker.waiting:
+                tracker.wakeup.clear()
+                await tracker.wakeup.wait()
+                interval = run.options.poll_interval
+            delay = interval
+            due = tracker.next_due()
+            if due is not None and due > time.monotonic():
+                # Wake when the next job should be done (an overdue one gets the backoff).
+                delay = min(interval, max(due - time.monotonic(), MIN_POLL_INTERVAL))
+            await asyncio.sleep(delay)
+            before = len(tracker.waiting)
+            try:
+                await _poll_once(self.client, tracker)
+                failpoint("after-poll")
+            except InvalidApiKey as exc:
+                for job_id in list(tracker.waiting):
+                    tracker.fail(job_id, exc)
+                continue
+            except ApiError as exc:
+                run.emit(ApplyEvent("status", message=f"poll failed, will retry: {exc}"))
+            if before - len(tracker.waiting):
+                interval = run.options.poll_interval
+            else:
+                interval = min(interval * 1.5, run.options.max_poll_interval)
+
+
+async def _render(run: _Run, resumable: dict[str, InFlight]) -> None:
     client = run.backend.make_client()
-    tracker = _Tracker()
-    semaphore = asyncio.Semaphore(max(1, run.options.concurrency))
     known_ids = {e.job_id for e in run.lock.shots.values() if e.job_id}
     known_ids |= {e.failed.job_id for e in run.lock.shots.values() if e.failed}
     known_ids |= run.journal.known_job_ids
     async with client:
-        # Submits interrupted before their job id was journaled are settled first, one by
-        # one, before anything new is submitted: otherwise a new job could be mistaken for
-        # the lost one.
-        for key, item in list(resumable.items()):
-            if item.job_id is None:
-                resolved = await _guarded(run, key, _recover_submit(run, client, item, known_ids))
-                if resolved is None:
-                    resumable.pop(key)
-                else:
-                    resumable[key] = resolved
-        poller = asyncio.create_task(_poll_forever(run, client, tracker))
+        renderer = _Renderer(run, client, known_ids)
+        blocked = await _recover_submits(run, client, resumable, known_ids)
+        poller = asyncio.create_task(renderer.poll_forever())
         try:
-            tasks = []
-            for key, item in resumable.items():
-                planned = to_render.get(key)
-                tasks.append(
-                    _guarded(run, key, _resume(run, client, tracker, semaphore, item, planned))
-                )
-            for key, planned in to_render.items():
-                if key not in resumable and key not in run.blocked:
-                    tasks.append(
-                        _guarded(
-                            run,
-                            key,
-                            _submit_and_finish(run, client, tracker, semaphore, planned, known_ids),
-                        )
-                    )
-            await asyncio.gather(*tasks)
+            for item in resumable.values():
+                renderer.resume(item)
+            shots = []
+            for planned in run.plan.shots:
+                if not _needs_render(planned):
+                    continue
+                if planned.key in blocked:
+                    _record_failure(run, planned, blocked[planned.key])
+                    run.final(planned.id, None, None)
+                    continue
+                shots.append(renderer.shot(planned))
+            await asyncio.gather(*shots)
+            # Resumed jobs no shot wants any more still finish: they are paid, and cached.
+            await asyncio.gather(*run.renders.values())
             if run.fatal is not None:
                 raise run.fatal
         finally:
@@ -460,187 +779,72 @@ async def _render(
                 await poller
 
 
-_FATAL = (InvalidApiKey, InsufficientCredits)
-MIN_POLL_INTERVAL = 0.25
-
-
-async def _guarded(run: _Run, key: str, work: Awaitable[T]) -> T | None:
-    """Run one key's work; an API error fails that key's shots (no later step of this run
-    submits that key), not the whole apply. A bad key or an empty account stops every
-    further submit; the jobs in flight still finish, then the error is raised."""
-    try:
-        return await work
-    except TchaviRenderError as exc:
-        if isinstance(exc, _FATAL):
-            run.stop_submitting = True
-            run.fatal = run.fatal or exc
-        run.blocked.add(key)
-        code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
-        _fail_key(run, key, None, code, str(exc))
-        return None
-
-
-async def _recover_submit(
-    run: _Run, client: AsyncTchaviClient, item: InFlight, known_ids: set[str]
-) -> InFlight | None:
-    """Find the job of a submit that was interrupted before its id was journaled.
-
-    Returns the in-flight item with its job id, or None when the submit created nothing
-    (the key is then planned afresh like any other)."""
-    try:
-        job = await client.jobs.find_unknown(
-            since=item.started, model=item.model, credits=item.credits, known_ids=known_ids
-        )
-    except AmbiguousSubmit as exc:
-        raise AmbiguousSubmit(
-            f"an earlier apply was interrupted while submitting {item.shot!r}, and the "
-            f"account has several jobs that could be it ({', '.join(exc.candidate_ids)}). "
-            "Nothing was submitted again. If none of them is this shot's, delete "
-            f"{run.journal.path} and apply again",
-            candidate_ids=exc.candidate_ids,
-        ) from None
-    if job is None:
-        run.journal.abandoned(item.key)
-        return None
-    known_ids.add(job.id)
-    run.journal.submitted(item.key, job.id)
-    return replace(item, job_id=job.id)
-
-
-async def _resume(
-    run: _Run,
-    client: AsyncTchaviClient,
-    tracker: _Tracker,
-    semaphore: asyncio.Semaphore,
-    item: InFlight,
-    planned: PlannedShot | None,
-) -> None:
-    """Finish a job an earlier apply started (it is paid: never submit it again)."""
-    assert item.job_id is not None
-    async with semaphore:
-        run.emit(
-            ApplyEvent(
-                "resume", item.shot, job_id=item.job_id, message="resuming a job of an earlier run"
-            )
-        )
-        await _finish(run, client, tracker, item.key, item.job_id, item.shot, planned)
-
-
-async def _submit_and_finish(
-    run: _Run,
-    client: AsyncTchaviClient,
-    tracker: _Tracker,
-    semaphore: asyncio.Semaphore,
-    planned: PlannedShot,
-    known_ids: set[str],
-) -> None:
-    async with semaphore:
-        await _submit_locked(run, client, tracker, planned, known_ids)
-
-
-async def _submit_locked(
-    run: _Run,
-    client: AsyncTchaviClient,
-    tracker: _Tracker,
-    planned: PlannedShot,
-    known_ids: set[str],
-) -> None:
-    shot = planned.shot
-    assert shot is not None
-    if run.stop_submitting:
-        run.outcome(planned.id, "skipped", None, "not submitted: an earlier error stopped submits")
-        return
-    cost = estimate_credits(shot.resolution, shot.duration)
-    if run.options.max_credits is not None and run.committed + cost > run.options.max_credits:
-        run.outcome(
-            planned.id,
-            "failed",
-            None,
-            f"not submitted: --max-credits {run.options.max_credits} reached",
-        )
-        run.emit(ApplyEvent("failed", planned.id, message="--max-credits reached; not submitted"))
-        return
-    params = shot.params(_media_value(run.backend))
-    # One submit at a time, from intent to journaled job id: after a crash at most one
-    # intent lacks its id, so the job found for it cannot be another shot's.
-    async with run.submit_turn:
-        if run.stop_submitting:
-            run.outcome(planned.id, "skipped", None, "not submitted: an earlier error stopped it")
-            return
-        failpoint("before-intent")
-        run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
-        failpoint("before-submit")
-        run.committed += cost
+async def _recover_submits(
+    run: _Run, client: AsyncTchaviClient, resumable: dict[str, InFlight], known_ids: set[str]
+) -> dict[str, _Failure]:
+    """Settle submits an earlier apply was interrupted in before their job id was journaled,
+    one by one and before anything new is submitted (a new job could be mistaken for a lost
+    one). Returns the keys that must not be submitted, with why."""
+    blocked: dict[str, _Failure] = {}
+    for key, item in list(resumable.items()):
+        if item.job_id is not None:
+            continue
         try:
-            job = await client.videos.generations.create(params, known_job_ids=known_ids)
-        except AmbiguousSubmit:
-            # A job may exist: the intent stays, and the next apply looks for it.
-            raise
-        except ApiError:
-            run.committed -= cost
-            run.journal.abandoned(planned.key)
-            raise
-        failpoint("after-submit")
+            job = await client.jobs.find_unknown(
+                since=item.started, model=item.model, credits=item.credits, known_ids=known_ids
+            )
+        except AmbiguousSubmit as exc:
+            resumable.pop(key)
+            blocked[key] = _Failure(
+                exc.code,
+                f"an earlier apply was interrupted while submitting {item.shot!r}, and the "
+                f"account has several jobs that could be it ({', '.join(exc.candidate_ids)}). "
+                "Nothing was submitted again. If none of them is this shot's, delete "
+                f"{run.journal.path} and apply again",
+            )
+            continue
+        except ApiError as exc:
+            resumable.pop(key)
+            blocked[key] = _Failure(exc.code, f"could not look for an interrupted submit: {exc}")
+            continue
+        if job is None:
+            # The interrupted submit created nothing: the key is submitted afresh if planned.
+            run.journal.abandoned(key)
+            resumable.pop(key)
+            continue
         known_ids.add(job.id)
-        run.journal.submitted(planned.key, job.id)
-        failpoint("after-journal")
-    run.result.credits_used += job.credits_used or cost
-    run.emit(
-        ApplyEvent(
-            "submit", planned.id, job_id=job.id, status=job.status, credits=job.credits_used or cost
-        )
+        run.journal.submitted(key, job.id)
+        resumable[key] = replace(item, job_id=job.id)
+    return blocked
+
+
+def _record_failure(run: _Run, planned: PlannedShot, failure: _Failure) -> None:
+    """Report a shot that got no video; a failed job (refunded) is kept in its lock entry,
+    beside the earlier render when there is one."""
+    message = f"{failure.code}: {failure.message}"
+    run.outcome(planned.id, "failed", failure.job_id, message)
+    run.emit(ApplyEvent("failed", planned.id, job_id=failure.job_id, message=message))
+    job = failure.job
+    if job is None or failure.job_id is None or planned.shot is None or not planned.key:
+        return
+    attempt = FailedAttempt(
+        job_id=failure.job_id,
+        code=failure.code,
+        message=failure.message,
+        credits_used=job.credits_used,
+        credits_refunded=job.credits_refunded,
     )
-    await _finish(run, client, tracker, planned.key, job.id, planned.id, planned)
-
-
-async def _finish(
-    run: _Run,
-    client: AsyncTchaviClient,
-    tracker: _Tracker,
-    key: str,
-    job_id: str,
-    shot_id: str,
-    planned: PlannedShot | None,
-) -> None:
-    """Wait for the job, then download, verify, cache and place it (or record its failure)."""
-    try:
-        job = await tracker.watch(job_id)
-    except JobNotFound as exc:
-        run.journal.finished(key, job_id)
-        _fail_key(run, key, job_id, "job_not_found", str(exc))
-        return
-    if job.status == "failed":
-        error = job.error
-        code = error.code if error else "upstream_error"
-        message = error.message if error else "the job failed"
-        run.result.credits_refunded += job.credits_refunded
-        run.committed -= job.credits_refunded
-        run.journal.finished(key, job_id)
-        _fail_key(run, key, job_id, code, message, job)
-        return
-    try:
-        record = await _download(run, client, key, job)
-    except MediaExpired as exc:
-        run.journal.finished(key, job_id)
-        _fail_key(run, key, job_id, "download_failed", str(exc), job)
-        return
-    except (DownloadError, ApiError) as exc:
-        # The job is paid for and its video may download later: it stays in the journal,
-        # so the next apply fetches it again instead of paying for a new job.
-        message = f"{exc}; the next apply downloads it again (no new job)"
-        _fail_key(run, key, job_id, "download_failed", message)
-        return
-    run.journal.finished(key, job_id)
-    for sharer in run.by_key.get(key, []):
-        if sharer.action in (Action.CREATE, Action.REPLACE, Action.REUSE):
-            run.place(sharer, record)
-            run.outcome(sharer.id, "rendered" if sharer.spends else "reused", job_id)
-            run.emit(ApplyEvent("rendered", sharer.id, job_id=job_id, credits=record.credits_used))
-    if not run.by_key.get(key):
-        run.emit(
-            ApplyEvent("rendered", shot_id, job_id=job_id, message="cached (no longer in the spec)")
+    previous = run.lock.shots.get(planned.id)
+    if previous is not None and previous.rendered:
+        entry = replace(previous, failed=attempt)
+    else:
+        entry = LockEntry(
+            key=planned.key,
+            model=planned.shot.model,
+            request=key_request(planned.shot, run.output_sha),
+            failed=attempt,
         )
-    run.save_lock()
+    run.set_entry(planned.id, entry)
 
 
 async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) -> CacheRecord:
@@ -701,71 +905,6 @@ def _check_video(path: Path) -> None:
         raise DownloadError(f"the download is not a readable video ({exc})") from None
 
 
-def _fail_key(
-    run: _Run, key: str, job_id: str | None, code: str, message: str, job: Job | None = None
-) -> None:
-    for planned in run.by_key.get(key, []):
-        if planned.action not in (Action.CREATE, Action.REPLACE, Action.REUSE):
-            continue
-        if planned.source is not None and planned.source.kind != "run" and not planned.spends:
-            continue
-        run.outcome(planned.id, "failed", job_id, f"{code}: {message}")
-        run.emit(ApplyEvent("failed", planned.id, job_id=job_id, message=f"{code}: {message}"))
-        if job is not None and job_id is not None and planned.shot is not None:
-            attempt = FailedAttempt(
-                job_id=job_id,
-                code=code,
-                message=message,
-                credits_used=job.credits_used,
-                credits_refunded=job.credits_refunded,
-            )
-            previous = run.lock.shots.get(planned.id)
-            if previous is not None and previous.rendered:
-                entry = LockEntry(**{**previous.__dict__, "failed": attempt})
-            else:
-                from tchavi_render.engine.keys import key_request
-
-                entry = LockEntry(
-                    key=key,
-                    model=planned.shot.model,
-                    request=key_request(planned.shot),
-                    failed=attempt,
-                )
-            run.set_entry(planned.id, entry)
-
-
-async def _poll_forever(run: _Run, client: AsyncTchaviClient, tracker: _Tracker) -> None:
-    """One poller for every job: a list call reports up to 50 jobs, so requests per shot stay
-    near two however many jobs are in flight."""
-    interval = run.options.poll_interval
-    while True:
-        if not tracker.waiting:
-            tracker.wakeup.clear()
-            await tracker.wakeup.wait()
-            interval = run.options.poll_interval
-        delay = interval
-        due = tracker.next_due()
-        if due is not None and due > time.monotonic():
-            # Wake when the next job should be done (an overdue one gets the backoff).
-            delay = min(interval, max(due - time.monotonic(), MIN_POLL_INTERVAL))
-        await asyncio.sleep(delay)
-        before = len(tracker.waiting)
-        try:
-            await _poll_once(client, tracker)
-            failpoint("after-poll")
-        except InvalidApiKey as exc:
-            for job_id in list(tracker.waiting):
-                tracker.fail(job_id, exc)
-            continue
-        except ApiError as exc:
-            run.emit(ApplyEvent("status", message=f"poll failed, will retry: {exc}"))
-        settled = before - len(tracker.waiting)
-        if settled:
-            interval = run.options.poll_interval
-        else:
-            interval = min(interval * 1.5, run.options.max_poll_interval)
-
-
 async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
     waiting = set(tracker.waiting)
     if len(waiting) == 1:
@@ -775,8 +914,7 @@ async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
         except JobNotFound as exc:
             tracker.fail(job_id, exc)
             return
-        if job.done:
-            tracker.settle(job)
+        tracker.observe(job)
         return
     offset = 0
     seen: set[str] = set()
@@ -785,8 +923,7 @@ async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
         for job in page.data:
             if job.id in waiting:
                 seen.add(job.id)
-                if job.done:
-                    tracker.settle(job)
+                tracker.observe(job)
         if not page.has_more or not page.data:
             break
         # Our jobs are recent; do not walk an account's whole history for a stray one.
@@ -799,5 +936,4 @@ async def _poll_once(client: AsyncTchaviClient, tracker: _Tracker) -> None:
         except JobNotFound as exc:
             tracker.fail(job_id, exc)
             continue
-        if job.done:
-            tracker.settle(job)
+        tracker.observe(job)

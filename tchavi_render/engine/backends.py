@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tchavi_render.engine.apply import Backend
+from tchavi_render.engine.remote import RemoteCache, local_media_problem
 from tchavi_render.errors import InvalidApiKey, TchaviRenderError
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia
 
@@ -22,21 +23,6 @@ LOCAL_API_KEY = "sk-tch_local-backend"
 LOCAL_CREDITS = 10**12
 
 
-def local_media_problem(spec: LoadedSpec) -> str | None:
-    """Why the tchavi backend cannot take this spec's local files, or None."""
-    local = sorted(
-        {m.relpath for s in spec.shots for _, m in s.media() if isinstance(m, LocalMedia)}
-    )
-    if not local:
-        return None
-    listed = ", ".join(local[:5]) + (" ..." if len(local) > 5 else "")
-    return (
-        f"the tchavi backend takes media only as http(s) URLs, and the spec uses local files "
-        f"({listed}). Publish them and use their URLs (as assets), or render with "
-        "--backend local"
-    )
-
-
 @contextlib.contextmanager
 def open_backend(
     name: str,
@@ -45,8 +31,10 @@ def open_backend(
     cache_dir: Path,
     base_url: str | None = None,
     max_rpm: int | None = None,
+    remote: RemoteCache | None = None,
 ) -> Iterator[Backend]:
-    """Yield a ready backend; the local one runs for the duration of the block."""
+    """Yield a ready backend; the local one runs for the duration of the block. The tchavi
+    backend sends local media as presigned URLs of the `remote` cache's bucket."""
     from tchavi_render.api import AsyncTchaviClient
 
     if name == "local":
@@ -72,7 +60,7 @@ def open_backend(
         raise InvalidApiKey(
             "TCHAVI_API_KEY is not set; the tchavi backend needs an API key", status=None
         )
-    problem = local_media_problem(spec)
+    problem = None if remote is not None else local_media_problem(spec)
     if problem:
         raise TchaviRenderError(problem)
     url = (base_url or os.environ.get("TCHAVI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -84,5 +72,5 @@ def open_backend(
         name="tchavi",
         identity=f"tchavi:{url}",
         make_client=lambda: AsyncTchaviClient(api_key=key, base_url=url, max_rpm=max_rpm),
-        media_url=no_local,
+        media_url=no_local if remote is None else remote.media_url,
     )

@@ -140,6 +140,14 @@ class RenderCache:
     def put(self, record: CacheRecord) -> None:
         self.index.set(record.key, record.to_json())
 
+    def pull(self, key: str) -> CacheRecord | None:
+        """A render of `key` another machine made since planning, fetched into this cache.
+
+        The local cache alone has no other machine to ask; a remote layer
+        (`engine.remote.LayeredCache`) overrides this. Apply asks just before submitting.
+        """
+        return None
+
     def restore(self, key: str, target: Path) -> CacheRecord | None:
         """Copy the cached render of `key` to `target` after verifying its sha256.
 

@@ -4,28 +4,53 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from tchavi_render.spec.shot import LocalMedia, Media, Shot, UrlMedia
+from tchavi_render.spec.shot import LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
-__all__ = ["KEY_SCHEME", "canonical_json", "key_request", "media_key_value", "shot_key"]
+__all__ = [
+    "KEY_SCHEME",
+    "UpstreamUnknown",
+    "canonical_json",
+    "key_request",
+    "media_key_value",
+    "shot_key",
+]
 
 # Bump when the canonical form changes meaning; every key changes with it.
 KEY_SCHEME = 1
 
 
-def media_key_value(media: Media) -> dict[str, str]:
-    """What a media item contributes to the key: the bytes' digest, or the URL as written."""
-    if isinstance(media, LocalMedia):
-        return {"sha256": media.sha256}
-    if isinstance(media, UrlMedia):
-        return {"url": media.url}
-    raise TypeError(f"unknown media {media!r}")
+class UpstreamUnknown(LookupError):
+    """The shot continues a shot whose output is not known yet (it renders in this run)."""
 
 
-def key_request(shot: Shot) -> dict[str, Any]:
-    """The request as keyed: defaults applied, local media by digest. The id is not in it."""
-    return shot.request(media_key_value)
+def media_key_value(
+    upstream: Mapping[str, str] | None = None,
+) -> Callable[[Media], dict[str, Any]]:
+    """What a media item contributes to the key: the bytes' digest, the URL as written, or
+    for a frame of another shot, that shot's output digest and which frame."""
+
+    def value(media: Media) -> dict[str, Any]:
+        if isinstance(media, LocalMedia):
+            return {"sha256": media.sha256}
+        if isinstance(media, UrlMedia):
+            return {"url": media.url}
+        if isinstance(media, ShotFrame):
+            output = (upstream or {}).get(media.shot)
+            if output is None:
+                raise UpstreamUnknown(media.shot)
+            return {"frame": media.selector, "shot_output": output}
+        raise TypeError(f"unknown media {media!r}")
+
+    return value
+
+
+def key_request(shot: Shot, upstream: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The request as keyed: defaults applied, local media by digest, frames of other shots
+    by their output's digest. The id is not in it (upstream ids are not either)."""
+    return shot.request(media_key_value(upstream))
 
 
 def canonical_json(value: Any) -> str:
@@ -33,6 +58,14 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def shot_key(shot: Shot) -> str:
-    text = canonical_json({"scheme": KEY_SCHEME, "request": key_request(shot)})
+def shot_key(
+    shot: Shot, upstream: Mapping[str, str] | None = None, *, emulated: bool = False
+) -> str:
+    """`upstream` maps the ids of the shots this one continues to their output sha256;
+    UpstreamUnknown is raised when one is missing. `emulated` keys a render of the local
+    backend apart: an emulator's video must never pass for the real service's."""
+    payload: dict[str, Any] = {"scheme": KEY_SCHEME, "request": key_request(shot, upstream)}
+    if emulated:
+        payload["renderer"] = "emulator"
+    text = canonical_json(payload)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

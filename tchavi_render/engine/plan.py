@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tchavi_render.engine.keys import key_request, shot_key
+from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.spec.shot import LoadedSpec, Shot
@@ -61,9 +61,10 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class ReuseSource:
-    """Where a reused render comes from: the cache, a locked output, or a shot of this run."""
+    """Where a reused render comes from: the cache, a locked output, a shot of this run, or
+    the remote cache."""
 
-    kind: str  # "cache" | "lock" | "run"
+    kind: str  # "cache" | "lock" | "run" | "remote"
     key: str
     from_shot: str | None = None  # the shot whose locked output or new render is reused
     output: OutputRecord | None = None
@@ -80,16 +81,22 @@ class PlannedShot:
     shot: Shot | None = None  # None for delete
     source: ReuseSource | None = None
     locked: LockEntry | None = None  # what the lock had for this id
+    forced: bool = False  # --replace: render anew even if a render is cached
 
     @property
     def spends(self) -> bool:
         return self.action in SPENDING
 
+    @property
+    def pending(self) -> bool:
+        """Its key depends on a shot that renders in this run (continuity)."""
+        return not self.key and self.action is not Action.DELETE
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "action": self.action.value,
-            "key": self.key,
+            "key": self.key or None,
             "estimated_credits": self.estimated_credits,
             "reasons": list(self.reasons),
         }
@@ -156,6 +163,8 @@ def _show(value: Any) -> str:
         return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
     if isinstance(value, dict) and "sha256" in value:
         return f"file sha256:{str(value['sha256'])[:12]}"
+    if isinstance(value, dict) and "shot_output" in value:
+        return f"frame {value.get('frame')} of output sha256:{str(value['shot_output'])[:12]}"
     if isinstance(value, dict) and "url" in value:
         return str(value["url"])
     if isinstance(value, list):
@@ -211,53 +220,116 @@ def matches(shot_id: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(shot_id, p) for p in patterns)
 
 
+def storyboard_order(shots: Sequence[Shot]) -> list[Shot]:
+    """The shots with every upstream shot before the shots that continue it, otherwise in
+    storyboard order. The spec loader has already refused cycles (an edge that would close
+    one is ignored here). Iterative: a chain of thousands of shots is fine."""
+    by_id = {s.id: s for s in shots}
+    placed: dict[str, Shot] = {}
+    for root in shots:
+        stack: list[tuple[Shot, int]] = [(root, 0)]
+        active = {root.id}
+        while stack:
+            shot, i = stack[-1]
+            if shot.id in placed:
+                stack.pop()
+                active.discard(shot.id)
+                continue
+            ups = [u for u in shot.upstream if u in by_id]
+            if i < len(ups):
+                stack[-1] = (shot, i + 1)
+                up = by_id[ups[i]]
+                if up.id not in placed and up.id not in active:
+                    stack.append((up, 0))
+                    active.add(up.id)
+                continue
+            placed[shot.id] = shot
+            stack.pop()
+            active.discard(shot.id)
+    return list(placed.values())
+
+
+def upstream_closure(shots: Sequence[Shot], chosen: set[str]) -> set[str]:
+    """`chosen` plus every shot they continue, directly or not."""
+    by_id = {s.id: s for s in shots}
+    out: set[str] = set()
+    todo = list(chosen)
+    while todo:
+        shot_id = todo.pop()
+        if shot_id in out:
+            continue
+        out.add(shot_id)
+        if shot_id in by_id:
+            todo.extend(by_id[shot_id].upstream)
+    return out
+
+
 def make_plan(
     spec: LoadedSpec,
     lock: Lockfile,
     *,
-    cached: Callable[[str], bool],
+    cached: Callable[[str], str | None],
     output_intact: Callable[[OutputRecord], bool],
     targets: Sequence[str] = (),
     force_replace: Sequence[str] = (),
-    keys: Mapping[str, str] | None = None,
+    emulated: bool = False,
+    remote: Callable[[str], str | None] | None = None,
 ) -> Plan:
     """Compare the spec with the lock and the cache.
 
-    `cached(key)` says whether the cache holds a render of that key; `output_intact(record)`
-    whether a locked output file is present with its digest. Neither may touch the network.
-    `targets` (globs) limit the plan to matching shots; `force_replace` (globs) forces a new
-    render of matching shots even when unchanged.
+    `cached(key)` gives the sha256 of the cached render of that key, or None;
+    `output_intact(record)` says whether a locked output file is present with its digest.
+    Neither may touch the network. `remote(key)` gives the sha256 of the remote cache's
+    trusted render of that key, or None: it is asked only for shots that would otherwise
+    need a job, and only reads. `targets` (globs) limit the plan to matching shots and
+    the shots they continue; `force_replace` (globs) forces a new render of matching shots.
+    `emulated`: the plan is for the local backend, whose renders are keyed apart.
+    A shot that continues a shot rendered in this run has no key until that render exists:
+    it is planned as a render (`pending`), and apply decides once the frame is known.
     """
     warnings: list[str] = []
+    known = [s.id for s in spec.shots] + list(lock.shots)
     for pattern in (*targets, *force_replace):
-        known = [s.id for s in spec.shots] + list(lock.shots)
         if not any(fnmatch.fnmatchcase(i, pattern) for i in known):
             warnings.append(f"no shot matches {pattern!r}")
+    selected = {s.id for s in spec.shots if not targets or matches(s.id, targets)}
+    selected = upstream_closure(spec.shots, selected)
 
-    planned: list[PlannedShot] = []
+    decided: dict[str, PlannedShot] = {}
+    outputs: dict[str, str] = {}  # shot id -> output sha256 known before apply
     submitting: dict[str, str] = {}  # key -> first shot of this run that renders it
-    for shot in spec.shots:
-        if targets and not matches(shot.id, targets):
+    for shot in storyboard_order(spec.shots):
+        if shot.id not in selected:
             continue
-        key = keys[shot.id] if keys is not None else shot_key(shot)
-        planned.append(
-            _plan_shot(
-                shot,
-                key,
-                lock,
-                cached=cached,
-                output_intact=output_intact,
-                forced=matches(shot.id, force_replace),
-                submitting=submitting,
-            )
+        forced = matches(shot.id, force_replace)
+        try:
+            key = shot_key(shot, outputs, emulated=emulated)
+        except UpstreamUnknown as unknown:
+            decided[shot.id] = _pending(shot, lock, str(unknown), forced)
+            continue
+        planned = _plan_shot(
+            shot,
+            key,
+            lock,
+            upstream=outputs,
+            cached=cached,
+            output_intact=output_intact,
+            forced=forced,
+            submitting=submitting,
+            remote=remote,
         )
+        decided[shot.id] = planned
+        known_output = _known_output(planned, cached, remote)
+        if known_output is not None:
+            outputs[shot.id] = known_output
+    planned_shots = [decided[s.id] for s in spec.shots if s.id in decided]
 
     spec_ids = {s.id for s in spec.shots}
     for shot_id in sorted(set(lock.shots) - spec_ids):
         if targets and not matches(shot_id, targets):
             continue
         entry = lock.shots[shot_id]
-        planned.append(
+        planned_shots.append(
             PlannedShot(
                 id=shot_id,
                 action=Action.DELETE,
@@ -268,10 +340,44 @@ def make_plan(
             )
         )
     return Plan(
-        shots=tuple(planned),
+        shots=tuple(planned_shots),
         targets=tuple(targets),
         forced=tuple(force_replace),
         warnings=tuple(warnings),
+    )
+
+
+def _known_output(
+    planned: PlannedShot,
+    cached: Callable[[str], str | None],
+    remote: Callable[[str], str | None] | None = None,
+) -> str | None:
+    """The sha256 this shot's output will have after apply, when it is known now."""
+    if planned.action is Action.UNCHANGED and planned.locked and planned.locked.output:
+        return planned.locked.output.sha256
+    if planned.action is Action.REUSE and planned.source is not None:
+        if planned.source.kind == "cache":
+            return cached(planned.key)
+        if planned.source.kind == "remote" and remote is not None:
+            return remote(planned.key)
+        if planned.source.output is not None:
+            return planned.source.output.sha256
+    return None
+
+
+def _pending(shot: Shot, lock: Lockfile, upstream: str, forced: bool) -> PlannedShot:
+    """A shot continuing `upstream`, which renders in this run: its key waits for it."""
+    entry = lock.shots.get(shot.id)
+    action = Action.REPLACE if entry is not None and entry.rendered else Action.CREATE
+    return PlannedShot(
+        id=shot.id,
+        action=action,
+        key="",
+        estimated_credits=estimate_credits(shot.resolution, shot.duration),
+        reasons=(f"upstream {upstream!r} renders in this run; this shot renders after it",),
+        shot=shot,
+        locked=entry,
+        forced=forced,
     )
 
 
@@ -280,10 +386,12 @@ def _plan_shot(
     key: str,
     lock: Lockfile,
     *,
-    cached: Callable[[str], bool],
+    upstream: Mapping[str, str],
+    cached: Callable[[str], str | None],
     output_intact: Callable[[OutputRecord], bool],
     forced: bool,
     submitting: dict[str, str],
+    remote: Callable[[str], str | None] | None = None,
 ) -> PlannedShot:
     entry = lock.shots.get(shot.id)
     cost = estimate_credits(shot.resolution, shot.duration)
@@ -307,6 +415,7 @@ def _plan_shot(
             shot=shot,
             source=source,
             locked=entry,
+            forced=forced,
         )
 
     same_key = entry is not None and entry.key == key and entry.rendered
@@ -317,7 +426,7 @@ def _plan_shot(
         return planned(Action.UNCHANGED, ["up to date"])
     changes: tuple[FieldChange, ...] = ()
     if entry is not None and not same_key and entry.request:
-        changes = field_changes(entry.request, key_request(shot))
+        changes = field_changes(entry.request, key_request(shot, upstream))
 
     # Another shot of this run already renders this key: share its render.
     if key in submitting:
@@ -328,7 +437,7 @@ def _plan_shot(
             changes,
             ReuseSource("run", key, from_shot=first),
         )
-    if cached(key):
+    if cached(key) is not None:
         why = (
             "output file missing or modified; restored from the cache"
             if same_key
@@ -348,6 +457,13 @@ def _plan_shot(
                 changes,
                 ReuseSource("lock", key, from_shot=other_id, output=other.output),
             )
+    if remote is not None and remote(key) is not None:
+        return planned(
+            Action.REUSE,
+            ["in the remote cache", *_describe(changes)],
+            changes,
+            ReuseSource("remote", key),
+        )
     if entry is None:
         return planned(Action.CREATE, ["new shot"])
     if not entry.rendered and entry.failed is not None:

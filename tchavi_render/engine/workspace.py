@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tchavi_render.engine.cache import RenderCache
-from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.lock import Lockfile, OutputRecord, lock_path_for, read_lock
 from tchavi_render.engine.plan import Plan, make_plan
+from tchavi_render.engine.remote import LayeredCache, RemoteCache, check_media_hosting, open_remote
 from tchavi_render.errors import PlanStale, TchaviRenderError
 from tchavi_render.media import MediaIndex
 from tchavi_render.spec import load_spec
@@ -51,6 +51,7 @@ class Workspace:
     lock: Lockfile
     cache: RenderCache
     media: MediaIndex
+    remote: RemoteCache | None = None  # the shared bucket, when one is configured
 
     def close(self) -> None:
         self.media.save()
@@ -72,16 +73,32 @@ class Workspace:
         except OSError:
             return False
 
-    def plan(self) -> Plan:
-        keys = {shot.id: shot_key(shot) for shot in self.spec.shots}
+    def cached_output(self, key: str) -> str | None:
+        record = self.cache.get(key)
+        return None if record is None else record.sha256
+
+    def remote_output(self, key: str) -> str | None:
+        """The sha256 of the remote cache's trusted render of `key` (one GET), or None."""
+        record = None if self.remote is None else self.remote.record(key)
+        return None if record is None else record.sha256
+
+    def check_backend(self, backend: str | None = None) -> None:
+        """Refuse, before planning, local media that `backend` (default: the spec's) cannot
+        be sent: the tchavi backend needs a bucket to host them."""
+        check_media_hosting(self.spec, backend or self.spec.backend, self.remote)
+
+    def plan(self, backend: str | None = None) -> Plan:
+        """The plan for rendering with `backend` (default: the spec's); the local backend's
+        renders are keyed apart from the real service's."""
         return make_plan(
             self.spec,
             self.lock,
-            cached=self.cache.has,
+            cached=self.cached_output,
             output_intact=self.output_intact,
             targets=self.request.targets,
             force_replace=self.request.force_replace,
-            keys=keys,
+            remote=self.remote_output if self.remote is not None else None,
+            emulated=(backend or self.spec.backend) == "local",
         )
 
     def reload_lock(self) -> None:
@@ -105,13 +122,15 @@ def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
         template_cache=cache_dir / "templates",
     )
     lock_path = lock_path_for(spec.path)
+    remote = open_remote(spec.cache)
     return Workspace(
         request=request,
         spec=spec,
         lock_path=lock_path,
         lock=read_lock(lock_path),
-        cache=RenderCache(cache_dir),
+        cache=RenderCache(cache_dir) if remote is None else LayeredCache(cache_dir, remote),
         media=media,
+        remote=remote,
     )
 
 

@@ -8,6 +8,7 @@ from tchavi_render.spec.shot import (
     Media,
     MediaKind,
     Shot,
+    ShotFrame,
     UrlMedia,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "Media",
     "MediaKind",
     "Shot",
+    "ShotFrame",
     "UrlMedia",
     "load_spec",
 ]

@@ -8,7 +8,14 @@ from pydantic import BaseModel, ValidationError
 
 from tchavi_render.api.models import did_you_mean
 from tchavi_render.errors import Problem
-from tchavi_render.spec.model import GENERATION_FIELDS, Defaults, ShotSpec, Spec, describe
+from tchavi_render.spec.model import (
+    GENERATION_FIELDS,
+    Defaults,
+    SequenceClip,
+    ShotSpec,
+    Spec,
+    describe,
+)
 from tchavi_render.spec.shot import Location
 from tchavi_render.spec.template import TemplateFailure
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
@@ -41,6 +48,8 @@ def _model_at(prefix: tuple[Any, ...]) -> type[BaseModel] | None:
         return Defaults
     if len(prefix) == 2 and prefix[0] == "shots" and isinstance(prefix[1], int):
         return ShotSpec
+    if len(prefix) == 2 and prefix[0] == "sequence" and isinstance(prefix[1], int):
+        return SequenceClip
     return None
 
 
@@ -74,6 +83,8 @@ def validation_problems(
             name = str(loc[-1])
             message = f"{name!r} is required"
             hint = _MISSING_HINTS.get(name)
+            if _model_at(loc[:-1]) is SequenceClip:
+                hint = "name the shot: {id: ..., trim: [start, end]}"
             if hint:
                 message += f"; {hint}"
             location = doc.locate(path[:-1])

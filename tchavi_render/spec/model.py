@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -31,16 +34,21 @@ from tchavi_render.spec.template import MAX_TEXT
 
 __all__ = [
     "BACKENDS",
+    "CACHE_MODES",
     "GENERATION_FIELDS",
+    "MAX_MEDIA_URL_TTL",
     "RESERVED_NAMES",
     "SCHEMA_VERSION",
+    "CacheSpec",
     "Defaults",
     "GenerationFields",
+    "SequenceClip",
     "ShotSpec",
     "Spec",
     "describe",
     "is_template",
     "json_schema",
+    "parse_s3_url",
     "var_name_problem",
 ]
 
@@ -51,6 +59,10 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 BACKENDS: tuple[str, ...] = ("tchavi", "local")
+CACHE_MODES: tuple[str, ...] = ("read-write", "read")
+# S3 refuses presigned URLs that live longer than a week.
+MAX_MEDIA_URL_TTL = 7 * 24 * 3600
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -99,11 +111,60 @@ _TEMPLATE: dict[str, Any] = {
     "description": "A Jinja template; its rendered text must be a valid value.",
 }
 _NULL: dict[str, Any] = {"type": "null"}
-_MEDIA_ITEM: dict[str, Any] = {
+_MEDIA_NAME: dict[str, Any] = {
     "type": "string",
     "minLength": 1,
     "description": "An asset name, a path relative to the spec, or an http(s) URL.",
 }
+_FRAME_REF: dict[str, Any] = {
+    "type": "object",
+    "description": "A frame of another shot's rendered video (continuity).",
+    "properties": {
+        "shot": {"type": "string", "minLength": 1, "description": "The upstream shot's id."},
+        "frame": {
+            "anyOf": [{"enum": ["first", "last"]}, {"type": "number", "minimum": 0}],
+            "default": "last",
+            "description": "first, last, or a time in seconds.",
+        },
+    },
+    "required": ["shot"],
+    "additionalProperties": False,
+}
+_MEDIA_ITEM: dict[str, Any] = {"anyOf": [_MEDIA_NAME, _FRAME_REF]}
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """`{shot: ID, frame: first|last|SECONDS}` as written: a frame of another shot's output."""
+
+    shot: str
+    frame: str | float = "last"
+
+
+def _frame_ref(v: Mapping[str, Any]) -> FrameRef:
+    unknown = sorted(set(v) - {"shot", "frame"})
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in a frame reference; "
+            "write {shot: ID, frame: first|last|SECONDS}"
+        )
+    shot = v.get("shot")
+    if not isinstance(shot, str) or not shot.strip():
+        raise ValueError("a frame reference needs 'shot': the id of the shot to take it from")
+    frame = v.get("frame", "last")
+    if isinstance(frame, bool) or not (
+        frame in ("first", "last") or (isinstance(frame, int | float) and frame >= 0)
+    ):
+        raise ValueError(
+            f"frame: must be first, last, or a time in seconds (>= 0), got {describe(frame)}"
+        )
+    return FrameRef(shot.strip(), float(frame) if isinstance(frame, int | float) else frame)
+
+
+def _media_entry(v: Any) -> str | FrameRef:
+    if isinstance(v, Mapping):
+        return _frame_ref(v)
+    return _string(v)
 
 
 def _string(v: Any) -> str:
@@ -138,19 +199,31 @@ def _typed(kind: type, name: str) -> Callable[[Any], Any]:
     return check
 
 
-def _media_list(v: Any) -> tuple[str, ...] | None:
+def _optional_media(v: Any) -> str | FrameRef | None:
+    return None if v is None else _media_entry(v)
+
+
+def _media_list(v: Any) -> tuple[str | FrameRef, ...] | None:
     if v is None:
         return None
     if isinstance(v, str):
         raise ValueError(f"must be a list, got {v!r}; write [{v}]")
     if not isinstance(v, tuple):
         raise ValueError(f"must be a list of asset names, paths or URLs, got {describe(v)}")
+    items: list[str | FrameRef] = []
     for i, item in enumerate(v):
+        if isinstance(item, Mapping):
+            try:
+                items.append(_frame_ref(item))
+            except ValueError as exc:
+                raise ValueError(f"item {i + 1}: {exc}") from None
+            continue
         if not isinstance(item, str) or not item:
             raise ValueError(
                 f"item {i + 1} must be an asset name, path or URL, got {describe(item)}"
             )
-    return v
+        items.append(item)
+    return tuple(items)
 
 
 def _var_name(v: str) -> str:
@@ -209,6 +282,40 @@ def _version(v: Any) -> int:
     )
 
 
+def _clip(v: Any) -> Any:
+    # A bare id is short for {id: ...}; anything else but a mapping gets one clear message.
+    if isinstance(v, str):
+        return {"id": v}
+    if isinstance(v, dict):
+        return v
+    raise ValueError(f"must be a shot id or {{id: ..., trim: [start, end]}}, got {describe(v)}")
+
+
+def _seconds(v: Any) -> float:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    raise ValueError(f"must be [start, end] in seconds; {describe(v)} is not a number")
+
+
+def _trim(v: Any) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if not isinstance(v, tuple) or len(v) != 2:
+        raise ValueError(f"must be [start, end] in seconds, got {describe(v)}")
+    start, end = _seconds(v[0]), _seconds(v[1])
+    if start < 0:
+        raise ValueError(f"starts at {start:g} s; the start cannot be negative")
+    if end <= start:
+        raise ValueError(f"ends at {end:g} s, not after its start ({start:g} s)")
+    return start, end
+
+
+def _clips(v: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    if v is not None and not v:
+        raise ValueError("must list at least one shot; remove it to export every shot in order")
+    return v
+
+
 def _schema(*options: dict[str, Any], description: str) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": list(options), "description": description})
 
@@ -231,8 +338,8 @@ AssetName = Annotated[str, AfterValidator(_asset_name)]
 Str = Annotated[str, PlainValidator(_string)]
 _VAR_NAMES: dict[str, Any] = {"pattern": _VAR_NAME.pattern}
 OptStr = Annotated[str | None, PlainValidator(_optional_string)]
-OneMedia = Annotated[str | None, PlainValidator(_optional_string)]
-ManyMedia = Annotated[tuple[str, ...] | None, PlainValidator(_media_list)]
+OneMedia = Annotated[str | FrameRef | None, PlainValidator(_optional_media)]
+ManyMedia = Annotated[tuple[str | FrameRef, ...] | None, PlainValidator(_media_list)]
 
 Prompt = Annotated[
     str | None,
@@ -353,6 +460,152 @@ class ShotSpec(GenerationFields):
     )
 
 
+_TRIM: dict[str, Any] = {
+    "type": "array",
+    "prefixItems": [
+        {"type": "number", "minimum": 0},
+        {"type": "number", "exclusiveMinimum": 0},
+    ],
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "[start, end] in seconds of the shot: the part the clip keeps.",
+}
+
+
+class SequenceClip(_Frozen):
+    """One clip of the final cut: a shot id, optionally trimmed to [start, end] seconds."""
+
+    id: Annotated[
+        str,
+        PlainValidator(_string),
+        WithJsonSchema({"type": "string", "minLength": 1, "description": "A shot id."}),
+    ]
+    trim: Annotated[
+        tuple[float, float] | None,
+        PlainValidator(_trim),
+        WithJsonSchema(_TRIM),
+    ] = None
+
+
+Clip = Annotated[
+    SequenceClip,
+    BeforeValidator(_clip),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "description": "A shot id, kept whole."},
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1},
+                        "trim": _TRIM,
+                    },
+                    "required": ["id"],
+                    "additionalProperties": False,
+                },
+            ],
+            "description": "A shot id, or {id: ..., trim: [start, end]} in seconds.",
+        }
+    ),
+]
+
+
+def parse_s3_url(text: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix"); ValueError says what is wrong."""
+    if not text.startswith("s3://"):
+        raise ValueError(f"must be an s3:// URL like s3://my-bucket/renders, got {text!r}")
+    bucket, _, prefix = text[len("s3://") :].partition("/")
+    if not _BUCKET.match(bucket):
+        raise ValueError(
+            f"{bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, dots "
+            "and hyphens); write s3://BUCKET/PREFIX"
+        )
+    parts = [p for p in prefix.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"the prefix of {text!r} must not contain . or .. parts")
+    return bucket, "/".join(parts)
+
+
+def _remote_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    parse_s3_url(_string(v))
+    return str(v)
+
+
+def _endpoint_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not _string(v).startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL like https://s3.example.com, got {v!r}")
+    return str(v)
+
+
+def _ttl(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_MEDIA_URL_TTL:
+        return v
+    raise ValueError(f"must be a number of seconds from 1 to {MAX_MEDIA_URL_TTL} (a week)")
+
+
+class CacheSpec(_Frozen):
+    """The remote cache shared by a team and its CI: an S3 bucket (or any S3-compatible store).
+
+    Credentials are never written here: boto3 finds them (environment, profile, role).
+    """
+
+    model_config = ConfigDict(title="Cache")
+
+    remote: Annotated[
+        str | None,
+        PlainValidator(_remote_url),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"},
+                    _NULL,
+                ],
+                "description": "s3://BUCKET/PREFIX: renders shared by every machine; "
+                "TCHAVI_RENDER_REMOTE_CACHE overrides it (off disables it).",
+            }
+        ),
+    ] = None
+    endpoint_url: Annotated[
+        str | None,
+        PlainValidator(_endpoint_url),
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "string", "pattern": "^https?://"}, _NULL],
+                "description": "An S3-compatible store's URL (MinIO, R2, ...); default: AWS.",
+            }
+        ),
+    ] = None
+    mode: Annotated[
+        str,
+        PlainValidator(_choice(CACHE_MODES)),
+        WithJsonSchema(
+            {
+                "enum": list(CACHE_MODES),
+                "default": "read-write",
+                "description": "read: use renders others made, never upload (untrusted "
+                "pull-request builds); TCHAVI_RENDER_REMOTE_CACHE_MODE overrides it.",
+            }
+        ),
+    ] = "read-write"
+    media_url_ttl: Annotated[
+        int,
+        PlainValidator(_ttl),
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_MEDIA_URL_TTL,
+                "default": 3600,
+                "description": "Seconds the presigned URLs of hosted local media stay valid.",
+            }
+        ),
+    ] = 3600
+
+
 class Spec(_Frozen):
     """A storyboard: shots rendered on the Tchavi video API."""
 
@@ -408,7 +661,15 @@ class Spec(_Frozen):
         default_factory=dict,
         description="Named media: a path relative to the spec, or an http(s) URL.",
     )
+    cache: CacheSpec | None = Field(
+        default=None, description="A remote cache shared by a team and its CI (S3)."
+    )
     shots: tuple[ShotSpec, ...] = Field(description="The shots, in storyboard order.")
+    sequence: Annotated[tuple[Clip, ...] | None, AfterValidator(_clips)] = Field(
+        default=None,
+        description="The final cut (export): shot ids in play order, each optionally "
+        "trimmed; default: every shot in storyboard order.",
+    )
 
 
 class _SchemaGenerator(GenerateJsonSchema):

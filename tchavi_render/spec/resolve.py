@@ -27,12 +27,14 @@ from tchavi_render.spec.locate import problem_at, template_problem, validation_p
 from tchavi_render.spec.model import (
     GENERATION_FIELDS,
     Defaults,
+    FrameRef,
     ShotSpec,
     Spec,
     describe,
     is_template,
     var_name_problem,
 )
+from tchavi_render.spec.sequence import resolve_sequence
 from tchavi_render.spec.shot import (
     MEDIA_LIST_FIELDS,
     MEDIA_ONE_FIELDS,
@@ -42,6 +44,7 @@ from tchavi_render.spec.shot import (
     Media,
     MediaKind,
     Shot,
+    ShotFrame,
     UrlMedia,
 )
 from tchavi_render.spec.template import RefError, Renderer, TemplateFailure
@@ -156,6 +159,7 @@ class _Loader:
         self.assets: dict[str, _Asset] = {}
         self._local_cache: dict[str, LocalMedia | str] = {}
         self._ids: list[tuple[str, PathKey, str]] = []  # (id, shot path, instance)
+        self._frames: list[tuple[str, ShotFrame, PathKey, str]] = []  # (shot, frame, path, label)
         # defaults set aside for shape errors: shots relying on them are not re-blamed
         self._broken_defaults: set[str] = set()
         self.doc: YamlDoc
@@ -228,6 +232,9 @@ class _Loader:
                 self._expand(shot_spec, spec.defaults, shot_vars, axes, shot_path, len(shots))
             )
         self._check_ids()
+        self._check_frames(shots)
+        known = [shot_id for shot_id, _, _ in self._ids]
+        sequence = resolve_sequence(spec.sequence, shots, known, self.doc, self.error)
         if self.errors:
             # Shots with errors may not have reached their media: "unused" would be a guess.
             raise self._fail()
@@ -250,6 +257,8 @@ class _Loader:
             shots=tuple(shots),
             warnings=tuple(self._sorted(self.warnings)),
             sources=tuple(dict.fromkeys(sources)),
+            sequence=sequence,
+            cache=spec.cache,
         )
 
     def _read_yaml(self, path: Path, what: str, fix: str) -> YamlDoc | None:
@@ -554,6 +563,8 @@ class _Loader:
         where: _Where,
         templated: bool,
     ) -> _Ref:
+        if isinstance(raw, FrameRef):
+            return self._frame_item(name, raw, path, context, where)
         written = self._render_text(raw, context, path, f"{name}: ", where, templated)
         if written is None:
             return _Ref(raw, None, path)
@@ -570,6 +581,55 @@ class _Loader:
                 )
                 return _Ref(written, None, path)
         return _Ref(written, media, path)
+
+    def _frame_item(
+        self, name: str, raw: FrameRef, path: PathKey, context: dict[str, Any], where: _Where
+    ) -> _Ref:
+        """`{shot: ID, frame: ...}`: a frame of another shot's output, an image."""
+        templated = is_template(raw.shot)
+        shot_path = (*path, "shot")
+        target = self._render_text(raw.shot, context, shot_path, f"{name}: ", where, templated)
+        if target is None:
+            return _Ref(raw.shot, None, path)
+        target = target.strip()
+        if _FIELD_KIND[name] != "image":
+            self.error(
+                self.doc.locate(path),
+                f"{name}: a frame of shot {target!r} is an image, but {name} takes "
+                f"{_ARTICLE[_FIELD_KIND[name]]}{where.suffix(path, templated)}",
+            )
+            return _Ref(target, None, path)
+        return _Ref(f"frame of {target}", ShotFrame(target, raw.frame), path)
+
+    def _check_frames(self, shots: list[Shot]) -> None:
+        """Frame references name existing shots, never form a cycle, and stay in time."""
+        by_id = {shot.id: shot for shot in shots}
+        edges: dict[str, list[tuple[str, PathKey]]] = {}
+        for shot_id, frame, path, label in self._frames:
+            place = self.doc.locate(path)
+            suffix = f" (for_each {label})" if label else ""
+            upstream = by_id.get(frame.shot)
+            if upstream is None:
+                hint = did_you_mean(frame.shot, list(by_id))
+                self.error(
+                    place, f"no shot has id {frame.shot!r} to take a frame from.{hint}{suffix}"
+                )
+                continue
+            timed = isinstance(frame.frame, float) and upstream.duration != -1
+            if timed and float(frame.frame) > upstream.duration:
+                self.error(
+                    place,
+                    f"frame {frame.frame:g} s is past the end of shot {frame.shot!r} "
+                    f"({upstream.duration} s){suffix}",
+                )
+            edges.setdefault(shot_id, []).append((frame.shot, path))
+        for cycle, path in _cycles(edges):
+            self.error(
+                self.doc.locate(path),
+                "shots continue each other in a cycle: "
+                + " -> ".join(cycle)
+                + "; a shot can only use frames of shots that do not depend on it",
+            )
 
     def _prompt(
         self,
@@ -668,6 +728,11 @@ class _Loader:
         for name in MEDIA_LIST_FIELDS:
             if name in values:
                 fields[name] = tuple(ref.media for ref in values[name])
+        for name in MEDIA_ONE_FIELDS + MEDIA_LIST_FIELDS:
+            value = values.get(name)
+            for ref in value if isinstance(value, list) else [value] if value else []:
+                if isinstance(ref.media, ShotFrame):
+                    self._frames.append((shot_id, ref.media, ref.path, label))
         return Shot(
             id=shot_id,
             index=index,
@@ -902,7 +967,37 @@ def _probe_body(state: _ShotState) -> dict[str, Any]:
     return body
 
 
+def _cycles(edges: Mapping[str, list[tuple[str, PathKey]]]) -> list[tuple[list[str], PathKey]]:
+    """Each cycle of the continuity graph once, as ids (first repeated at the end) with the
+    path of the edge that closes it."""
+    found: list[tuple[list[str], PathKey]] = []
+    done: set[str] = set()
+    for start in sorted(edges):
+        stack: list[tuple[str, int]] = [(start, 0)]
+        on_path: list[str] = [start]
+        while stack:
+            node, i = stack[-1]
+            outgoing = edges.get(node, [])
+            if i >= len(outgoing):
+                stack.pop()
+                on_path.pop()
+                done.add(node)
+                continue
+            stack[-1] = (node, i + 1)
+            nxt, path = outgoing[i]
+            if nxt in on_path:
+                cycle = [*on_path[on_path.index(nxt) :], nxt]
+                if not any(set(cycle) == set(c) for c, _ in found):
+                    found.append((cycle, path))
+            elif nxt not in done:
+                stack.append((nxt, 0))
+                on_path.append(nxt)
+    return found
+
+
 def _probe_url(ref: _Ref) -> str:
+    if isinstance(ref.media, ShotFrame):
+        return "https://frame.invalid/" + quote(ref.media.shot)
     if isinstance(ref.media, UrlMedia):
         return ref.media.url
     if isinstance(ref.media, LocalMedia):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from tchavi_render.api.models import GenerationParams
 from tchavi_render.errors import Problem
+from tchavi_render.spec.model import CacheSpec
 
 __all__ = [
     "LoadedSpec",
@@ -16,7 +17,9 @@ __all__ = [
     "Location",
     "Media",
     "MediaKind",
+    "SequenceItem",
     "Shot",
+    "ShotFrame",
     "UrlMedia",
 ]
 
@@ -56,7 +59,24 @@ class UrlMedia:
     url: str
 
 
-Media = LocalMedia | UrlMedia
+@dataclass(frozen=True)
+class ShotFrame:
+    """A frame of another shot's rendered output: "first", "last", or a time in seconds.
+
+    The engine extracts it from the upstream video and serves it like a local image; the
+    downstream key includes the upstream output's sha256, so re-rendering the upstream shot
+    re-renders the shots that continue it.
+    """
+
+    shot: str
+    frame: str | float  # "first" | "last" | seconds from the start
+
+    @property
+    def selector(self) -> str:
+        return self.frame if isinstance(self.frame, str) else f"{self.frame:g}s"
+
+
+Media = LocalMedia | UrlMedia | ShotFrame
 
 MEDIA_LIST_FIELDS: tuple[str, ...] = ("reference_images", "reference_videos", "reference_audios")
 MEDIA_ONE_FIELDS: tuple[str, ...] = ("image_url", "last_frame_image_url")
@@ -94,6 +114,15 @@ class Shot:
             for item in getattr(self, name):
                 yield name, item
 
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The shots whose output frames this shot uses, in first-use order."""
+        seen: dict[str, None] = {}
+        for _, media in self.media():
+            if isinstance(media, ShotFrame):
+                seen.setdefault(media.shot)
+        return tuple(seen)
+
     def request(self, media_value: Callable[[Media], Any]) -> dict[str, Any]:
         """The request body with every default written out; each media item is replaced by
         `media_value(item)` (a URL for the wire, a digest for the key, a dict for display)."""
@@ -123,6 +152,15 @@ class Shot:
 
 
 @dataclass(frozen=True)
+class SequenceItem:
+    """One clip of the final cut: a shot, whole or trimmed to [start, end) seconds."""
+
+    shot_id: str
+    trim: tuple[float, float] | None
+    location: Location  # the `sequence:` item, or the shot when there is no sequence
+
+
+@dataclass(frozen=True)
 class LoadedSpec:
     """A whole valid spec: its shots in storyboard order and what it was read from."""
 
@@ -134,6 +172,9 @@ class LoadedSpec:
     warnings: tuple[Problem, ...] = ()
     # every file the shots depend on besides media: the spec, var files, templates
     sources: tuple[Path, ...] = field(default=())
+    # the final cut: `sequence:` as written, else every shot whole in storyboard order
+    sequence: tuple[SequenceItem, ...] = field(default=())
+    cache: CacheSpec | None = None  # the `cache:` section: a remote cache (see engine/remote.py)
 
     def shot(self, shot_id: str) -> Shot:
         for shot in self.shots:

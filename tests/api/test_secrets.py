@@ -62,3 +62,23 @@ def test_the_key_is_in_no_message_and_no_log_line(
     assert "***" in messages[0]  # the echo was scrubbed, not dropped
     assert API_KEY not in caplog.text
     assert caplog.records  # the retries were logged
+
+
+def test_a_quoted_presigned_url_loses_its_credentials(
+    make_client: MakeClient, server: FakeTchavi
+) -> None:
+    client = make_client(max_retries=1)
+    signed = (
+        "https://bucket.s3.test/media/ab.png?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIDEXAMPLE%2F20261127&X-Amz-Security-Token=SESSIONTOKEN"
+        "&X-Amz-Signature=0123abcd"
+    )
+    server.script(
+        "POST", "/videos/generations", error(400, "invalid_request", f"cannot fetch {signed}")
+    )
+    with pytest.raises(TchaviRenderError) as caught:
+        client.videos.generations.create(**PARAMS)
+    message = str(caught.value)
+    assert "https://bucket.s3.test/media/ab.png?X-Amz-Algorithm=AWS4-HMAC-SHA256" in message
+    for secret in ("AKIDEXAMPLE", "SESSIONTOKEN", "0123abcd"):
+        assert secret not in message

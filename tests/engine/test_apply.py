@@ -289,3 +289,22 @@ def test_cache_info_gc_and_clear(project: Project) -> None:
     project.run("cache", "gc")
     project.run("cache", "clear", "--yes")
     assert "0 renders, 0 files" in project.run("cache", "info").output
+
+
+def test_apply_json_prints_one_event_per_line(project: Project) -> None:
+    project.write(SPEC)
+    lines = project.apply("--json").output.strip().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert events[0]["event"] == "plan" and events[0]["summary"]["create"] == 3
+    assert [e["event"] for e in events].count("submit") == 3
+    assert [e["event"] for e in events].count("rendered") == 3
+    assert events[-1] == {"event": "done", "message": "ok", "credits": 780}
+
+
+def test_an_emulator_render_never_passes_for_a_real_one(project: Project) -> None:
+    project.write(SPEC)
+    project.apply()
+    local = json.loads(project.run("plan", "--backend", "local", "--json").output)
+    assert [s["action"] for s in local["shots"]] == ["replace", "replace", "replace"]
+    real = json.loads(project.run("plan", "--json").output)
+    assert [s["action"] for s in real["shots"]] == ["unchanged"] * 3

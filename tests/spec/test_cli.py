@@ -165,7 +165,7 @@ def test_help_imports_no_heavy_module() -> None:
         "sys.argv = ['tchavi-render', '--help']\n"
         "try:\n    main()\n"
         "except SystemExit:\n    pass\n"
-        "heavy = ['av', 'PIL', 'starlette', 'rich', 'jinja2', 'pydantic', 'yaml']\n"
+        "heavy = ['av', 'PIL', 'starlette', 'rich', 'jinja2', 'pydantic', 'yaml', 'boto3']\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(

@@ -1,0 +1,320 @@
+"""The final cut: rendered shots joined in sequence order into one H.264/AAC MP4, with PyAV.
+
+Every clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
+frame shows the source frame showing at its time) and to 48 kHz stereo; a clip
+without sound gets silence. Each clip contributes exactly round(seconds * 24) frames and
+2000 audio samples per frame, so picture and sound stay in step across every cut.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tchavi_render.atomic import file_mode, fsync_dir
+from tchavi_render.errors import ExportError
+from tchavi_render.spec.shot import Location
+
+__all__ = [
+    "AUDIO_RATE",
+    "FPS",
+    "Clip",
+    "ClipSource",
+    "CutResult",
+    "plan_cut",
+    "write_cut",
+]
+
+FPS = 24
+AUDIO_RATE = 48_000
+SAMPLES_PER_FRAME = AUDIO_RATE // FPS
+AAC_FRAME = 1024
+CHANNELS = 2
+# An output frame at time t shows the last source frame that starts by t plus half an
+# output frame: a 24 fps source maps frame for frame, and a 25 fps one drops a frame now
+# and then rather than showing one a whole frame late.
+_HOLD = 0.5 / FPS
+X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
+AUDIO_BIT_RATE = 128_000
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """One item of the sequence with its rendered file and what the file holds."""
+
+    shot_id: str
+    path: Path  # the rendered MP4
+    display: str  # the path as shown in messages (relative to the project)
+    trim: tuple[float, float] | None
+    location: Location  # the sequence item (or the shot) it comes from
+    duration: float  # seconds of video in the file
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip as it goes into the cut: [start, start + frames / FPS) of the shot's video."""
+
+    source: ClipSource
+    start: float
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / FPS
+
+
+@dataclass(frozen=True)
+class CutResult:
+    path: Path
+    width: int
+    height: int
+    clips: tuple[Clip, ...]
+    elapsed: float  # seconds spent encoding
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.clips)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / FPS
+
+
+def plan_cut(sources: Sequence[ClipSource]) -> tuple[tuple[int, int], tuple[Clip, ...]]:
+    """The frame size of the cut (the most common one; the first shot's on a tie) and the
+    clips with their frame counts; raise ExportError when a trim overruns its video."""
+    if not sources:
+        raise ExportError("the sequence is empty: there is nothing to export")
+    sizes = Counter((s.width, s.height) for s in sources)
+    size = max(sizes, key=lambda wh: (sizes[wh], -_first_index(sources, wh)))
+    clips: list[Clip] = []
+    for source in sources:
+        start, end = source.trim if source.trim is not None else (0.0, source.duration)
+        # A trim may end at the very end of the video even when the file rounds it down.
+        if end > source.duration + _HOLD:
+            raise ExportError(
+                f"{source.location}: trim ends at {end:g} s, but {source.display} "
+                f"(shot {source.shot_id!r}) lasts {source.duration:.2f} s; "
+                "end the trim earlier"
+            )
+        clips.append(Clip(source, start, max(1, round((end - start) * FPS))))
+    return size, tuple(clips)
+
+
+def _first_index(sources: Sequence[ClipSource], size: tuple[int, int]) -> int:
+    return next(i for i, s in enumerate(sources) if (s.width, s.height) == size)
+
+
+def write_cut(sources: Sequence[ClipSource], out: Path) -> CutResult:
+    """Encode the cut to `out` atomically (temp file in the same directory, fsync, rename)."""
+    started = time.monotonic()
+    (width, height), clips = plan_cut(sources)
+    if out.is_dir():
+        raise ExportError(f"{out} is a directory; pass a file name with -o, like final.mp4")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        os.chmod(tmp, file_mode(out))
+        _encode(clips, width, height, tmp)
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(out.parent)
+    return CutResult(out, width, height, clips, time.monotonic() - started)
+
+
+def _encode(clips: Sequence[Clip], width: int, height: int, path: Path) -> None:
+    import av
+
+    with av.open(
+        str(path), "w", format="mp4", container_options={"movflags": "+faststart"}
+    ) as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = dict(X264_OPTIONS)
+        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        audio.bit_rate = AUDIO_BIT_RATE
+        sound = _AudioOut(container, audio)
+        index = 0
+        for clip in clips:
+            samples = _clip_audio(clip)
+            for n, frame in enumerate(_clip_video(clip, width, height)):
+                frame.pts = index
+                frame.time_base = Fraction(1, FPS)
+                for packet in video.encode(frame):
+                    container.mux(packet)
+                # The sound of this frame goes in right after it: the file stays interleaved.
+                sound.push(samples, n * SAMPLES_PER_FRAME, SAMPLES_PER_FRAME)
+                index += 1
+        for packet in video.encode(None):
+            container.mux(packet)
+        sound.close()
+
+
+class _AudioOut:
+    """Stereo float samples in, AAC frames of 1024 samples out, timed by sample count."""
+
+    def __init__(self, container: Any, stream: Any) -> None:
+        self.container = container
+        self.stream = stream
+        self.pending = [bytearray(), bytearray()]
+        self.pts = 0
+
+    def push(self, planes: tuple[bytes, bytes], offset: int, count: int) -> None:
+        for channel in range(CHANNELS):
+            self.pending[channel] += planes[channel][offset * 4 : (offset + count) * 4]
+        while len(self.pending[0]) >= AAC_FRAME * 4:
+            self._emit(AAC_FRAME)
+
+    def close(self) -> None:
+        if self.pending[0]:
+            self._emit(len(self.pending[0]) // 4)
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+
+    def _emit(self, count: int) -> None:
+        import av
+
+        frame = av.AudioFrame(format="fltp", layout="stereo", samples=count)
+        for channel in range(CHANNELS):
+            frame.planes[channel].update(bytes(self.pending[channel][: count * 4]))
+            del self.pending[channel][: count * 4]
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self.pts
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        self.pts += count
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+
+def _open(source: ClipSource) -> Any:
+    import av
+
+    try:
+        return av.open(str(source.path))
+    except (av.FFmpegError, OSError) as exc:
+        raise ExportError(
+            f"{source.display} (shot {source.shot_id!r}) cannot be read: {exc}"
+        ) from None
+
+
+def _decode_failed(source: ClipSource, exc: Exception) -> ExportError:
+    return ExportError(
+        f"{source.display} (shot {source.shot_id!r}) does not decode: {exc}. "
+        f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+    )
+
+
+def _clip_audio(clip: Clip) -> tuple[bytes, bytes]:
+    """Exactly the clip's samples (clip.frames * 2000 per channel), silence where the shot
+    has none, as 32-bit float planes at 48 kHz."""
+    import av
+
+    wanted = clip.frames * SAMPLES_PER_FRAME
+    left, right = bytearray(), bytearray()
+    source = clip.source
+    with _open(source) as container:
+        if container.streams.audio:
+            stream = container.streams.audio[0]
+            origin = _video_origin(container)
+            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+            first: float | None = None
+            try:
+                for frame in [*container.decode(stream), None]:
+                    if frame is not None and first is None and frame.time is not None:
+                        first = frame.time
+                    for out in resampler.resample(frame):
+                        size = out.samples * 4
+                        left += bytes(out.planes[0])[:size]
+                        right += bytes(out.planes[1])[:size]
+            except av.FFmpegError as exc:
+                raise _decode_failed(source, exc) from None
+            # Sample j of the track plays at (first - origin) + j / rate in the shot.
+            skip = round((clip.start - ((first or origin) - origin)) * AUDIO_RATE)
+            left, right = _shift(left, skip), _shift(right, skip)
+    silence = bytes(4 * max(0, wanted - len(left) // 4))
+    return (bytes(left[: wanted * 4]) + silence, bytes(right[: wanted * 4]) + silence)
+
+
+def _shift(samples: bytearray, skip: int) -> bytearray:
+    """Drop `skip` samples from the front (or add -skip samples of silence there)."""
+    if skip >= 0:
+        return samples[skip * 4 :]
+    return bytearray(4 * -skip) + samples
+
+
+def _video_origin(container: Any) -> float:
+    stream = container.streams.video[0] if container.streams.video else None
+    if stream is not None and stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
+def _clip_video(clip: Clip, width: int, height: int) -> Iterator[Any]:
+    """The clip's `frames` output frames at 24 fps, fitted to width x height."""
+    import av
+
+    source = clip.source
+    with _open(source) as container:
+        if not container.streams.video:
+            raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        emitted = 0
+        current: Any = None
+        fitted: Any = None
+        origin: float | None = None
+        try:
+            for frame in container.decode(stream):
+                at = frame.time if frame.time is not None else 0.0
+                origin = at if origin is None else origin
+                # Output frames due before this source frame show the one before it.
+                while (
+                    current is not None
+                    and emitted < clip.frames
+                    and clip.start + emitted / FPS < at - origin - _HOLD
+                ):
+                    fitted = fitted if fitted is not None else _fit(current, width, height)
+                    yield fitted
+                    emitted += 1
+                if emitted >= clip.frames:
+                    return
+                current, fitted = frame, None
+        except av.FFmpegError as exc:
+            raise _decode_failed(source, exc) from None
+        if current is None:
+            raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video frames")
+        fitted = fitted if fitted is not None else _fit(current, width, height)
+        # The last source frame holds to the end of the clip.
+        for _ in range(clip.frames - emitted):
+            yield fitted
+
+
+def _fit(frame: Any, width: int, height: int) -> Any:
+    """`frame` scaled to fit width x height, keeping its shape, centred on black."""
+    import av
+    from PIL import Image
+
+    scale = min(width / frame.width, height / frame.height)
+    w = min(width, max(2, round(frame.width * scale / 2) * 2))
+    h = min(height, max(2, round(frame.height * scale / 2) * 2))
+    if (w, h) == (width, height):
+        return frame.reformat(width=width, height=height, format="yuv420p")
+    canvas = Image.new("RGB", (width, height))
+    canvas.paste(frame.to_image(width=w, height=h), ((width - w) // 2, (height - h) // 2))
+    # PyAV's stub leaves from_image untyped.
+    boxed = av.VideoFrame.from_image(canvas)  # type: ignore[no-untyped-call]
+    return boxed.reformat(format="yuv420p")

@@ -1,0 +1,56 @@
+"""The final cut's order: `sequence:` checked against the shots, or every shot in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from tchavi_render.api.models import did_you_mean
+from tchavi_render.spec.model import SequenceClip
+from tchavi_render.spec.shot import Location, SequenceItem, Shot
+from tchavi_render.spec.yamlpos import YamlDoc
+
+__all__ = ["resolve_sequence"]
+
+
+def resolve_sequence(
+    clips: tuple[SequenceClip, ...] | None,
+    shots: Sequence[Shot],
+    known_ids: Sequence[str],
+    doc: YamlDoc,
+    error: Callable[[Location, str], None],
+) -> tuple[SequenceItem, ...]:
+    """The clips of the final cut; each problem goes to `error` at the item that has it.
+
+    `known_ids` are every id the spec gives, those of shots with errors included, so a
+    broken shot is blamed once (where it is) and not again here.
+    """
+    if clips is None:
+        return tuple(SequenceItem(s.id, None, s.location) for s in shots)
+    by_id = {s.id: s for s in shots}
+    items: list[SequenceItem] = []
+    for i, clip in enumerate(clips):
+        path = ("sequence", i)
+        if clip.id not in known_ids:
+            ids = list(dict.fromkeys(known_ids))
+            hint = did_you_mean(clip.id, ids) or _listed(ids)
+            error(doc.locate((*path, "id")), f"sequence: no shot has the id {clip.id!r}.{hint}")
+            continue
+        shot = by_id.get(clip.id)
+        if clip.trim is not None and shot is not None and shot.duration > 0:
+            end = clip.trim[1]
+            if end > shot.duration:
+                error(
+                    doc.locate((*path, "trim", 1)),
+                    f"trim: ends at {end:g} s, past the end of shot {clip.id!r} "
+                    f"({shot.duration} s); end it at {shot.duration} at most",
+                )
+                continue
+        items.append(SequenceItem(clip.id, clip.trim, doc.locate(path)))
+    return tuple(items)
+
+
+def _listed(ids: list[str], most: int = 5) -> str:
+    if not ids:
+        return " The storyboard has no shots."
+    more = f" and {len(ids) - most} more" if len(ids) > most else ""
+    return " The shots are " + ", ".join(repr(i) for i in ids[:most]) + more + "."
