@@ -30,7 +30,7 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q
 
-# The figures of docs/benchmarks.md (about 15 minutes; not part of test or check). DVC is
+# The figures of docs/benchmarks.md (about 12 minutes; not part of test or check). DVC is
 # installed into its own virtualenv under ~/.cache/tchavi-render-bench on first use.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

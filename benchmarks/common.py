@@ -135,19 +135,21 @@ def seed_lock(spec: Path, cache_dir: Path) -> int:
     Every output is a small placeholder file: plan compares keys and output digests, never
     video content. Returns the number of shots locked.
     """
-    from tchavi_render.engine.keys import key_request, shot_key
+    from tchavi_render.engine.keys import key_request
     from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord, write_lock
     from tchavi_render.engine.workspace import PlanRequest, open_workspace
 
     entries = {}
     with open_workspace(PlanRequest(spec_path=spec), cache_dir) as ws:
-        for shot in ws.spec.shots:
+        for planned in ws.plan().shots:  # the keys exactly as plan computes them
+            shot = planned.shot
+            assert shot is not None
             path = ws.spec.output_dir / f"{shot.id}.mp4"
             path.parent.mkdir(parents=True, exist_ok=True)
             data = f"placeholder render of {shot.id}\n".encode()
             path.write_bytes(data)
             entries[shot.id] = LockEntry(
-                key=shot_key(shot),
+                key=planned.key,
                 model=shot.model,
                 request=key_request(shot),
                 job_id=f"job_{hashlib.sha256(shot.id.encode()).hexdigest()[:24]}",
