@@ -98,12 +98,6 @@ def _check_format_spec(fmt: str) -> None:
             raise SecurityError(f"format widths above {MAX_FORMAT_WIDTH} are not allowed")
 
 
-def _bounded_join(text: str, parts: list[str]) -> str:
-    if sum(map(len, parts)) > MAX_TEXT:
-        raise _too_long("this text")
-    return text.join(parts)
-
-
 @pass_eval_context
 def _replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: int | None = None) -> Any:
     text, old_s, new_s = str(value), str(old), str(new)
