@@ -124,10 +124,18 @@ class _Entry:
     mtime_ns: int
     inode: int
     info: MediaInfo
+    probed: bool = True  # False: only the digest is known (kind and duration were not read)
+
+    def fresh(self, stat: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns, self.inode) == (
+            stat.st_size,
+            stat.st_mtime_ns,
+            stat.st_ino,
+        )
 
     def as_json(self) -> list[Any]:
         i = self.info
-        return [
+        out: list[Any] = [
             self.size,
             self.mtime_ns,
             self.inode,
@@ -137,9 +145,15 @@ class _Entry:
             i.width,
             i.height,
         ]
+        return out if self.probed else [*out, False]
 
     @staticmethod
     def from_json(raw: Any) -> _Entry:
+        probed = True
+        if isinstance(raw, list) and len(raw) == 9:
+            *raw, probed = raw
+            if not isinstance(probed, bool):
+                raise ValueError("bad flag")
         size, mtime_ns, inode, sha, kind, duration, width, height = raw
         if not (isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(inode, int)):
             raise ValueError("bad stat")
@@ -154,7 +168,7 @@ class _Entry:
         if not all(v is None or isinstance(v, int) for v in (width, height)):
             raise ValueError("bad size")
         info = MediaInfo(sha, size, kind, duration, width, height)
-        return _Entry(size, mtime_ns, inode, info)
+        return _Entry(size, mtime_ns, inode, info, probed)
 
 
 class MediaIndex:
@@ -176,23 +190,37 @@ class MediaIndex:
         absolute = os.path.abspath(path)
         stat = os.stat(absolute)
         with self._lock:
-            entries = self._load()
-            entry = entries.get(absolute)
+            entry = self._load().get(absolute)
             self._seen.add(absolute)
-            if (
-                entry is not None
-                and entry.size == stat.st_size
-                and entry.mtime_ns == stat.st_mtime_ns
-                and entry.inode == stat.st_ino
-            ):
+            known = entry is not None and entry.fresh(stat)
+            if known and entry is not None and entry.probed:
                 return entry.info
-        sha = sha256_file(Path(absolute))
+        sha = entry.info.sha256 if known and entry is not None else sha256_file(Path(absolute))
         kind, duration, width, height = probe_media(Path(absolute))
         info = MediaInfo(sha, stat.st_size, kind, duration, width, height)
         with self._lock:
             self._load()[absolute] = _Entry(stat.st_size, stat.st_mtime_ns, stat.st_ino, info)
             self._dirty = True
         return info
+
+    def sha256(self, path: Path) -> str:
+        """The digest of the file at `path`, without decoding it (outputs are checked this
+        way: a probe costs a hundred times a hash); raises OSError when it cannot be read."""
+        absolute = os.path.abspath(path)
+        stat = os.stat(absolute)
+        with self._lock:
+            entry = self._load().get(absolute)
+            self._seen.add(absolute)
+            if entry is not None and entry.fresh(stat):
+                return entry.info.sha256
+        sha = sha256_file(Path(absolute))
+        info = MediaInfo(sha, stat.st_size, None, None, None, None)
+        with self._lock:
+            self._load()[absolute] = _Entry(
+                stat.st_size, stat.st_mtime_ns, stat.st_ino, info, probed=False
+            )
+            self._dirty = True
+        return sha
 
     def save(self) -> None:
         """Persist the memo (one atomic write) when a store is set and something changed."""

@@ -69,7 +69,7 @@ class Workspace:
         try:
             if path.stat().st_size != record.bytes:
                 return False
-            return self.media.info(path).sha256 == record.sha256
+            return self.media.sha256(path) == record.sha256
         except OSError:
             return False
 
