@@ -98,9 +98,25 @@ class LockEntry:
         return out
 
 
+_HEADER = "# Written by tchavi-render: what was rendered for each shot. Commit it.\n"
+_DUMP_OPTIONS: dict[str, Any] = {
+    "sort_keys": False,
+    "allow_unicode": True,
+    "default_flow_style": False,
+    "width": 100,
+}
+
+
 @dataclass(frozen=True)
 class Lockfile:
     shots: Mapping[str, LockEntry] = field(default_factory=dict)
+    # shot id -> (entry, its text in the lock). Shared by the versions of a lock that
+    # with_entry/without make, so an apply rewriting its lock after each render dumps only
+    # the entries that changed (the pure-Python YAML emitter is slow; libyaml's writes
+    # other bytes for the same document, and the lock must not depend on which is present).
+    _texts: dict[str, tuple[LockEntry, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def credits_total(self) -> int:
@@ -123,21 +139,35 @@ class Lockfile:
     def without(self, shot_id: str) -> Lockfile:
         shots = dict(self.shots)
         shots.pop(shot_id, None)
+        self._texts.pop(shot_id, None)
         return replace(self, shots=shots)
 
     def entries_with_key(self, key: str) -> list[tuple[str, LockEntry]]:
         return [(sid, e) for sid, e in sorted(self.shots.items()) if e.key == key and e.rendered]
 
     def dumps(self) -> str:
-        doc = {
-            "version": LOCK_VERSION,
-            "credits_total": self.credits_total,
-            "shots": {sid: self.shots[sid].as_yaml() for sid in sorted(self.shots)},
-        }
-        header = "# Written by tchavi-render: what was rendered for each shot. Commit it.\n"
-        return header + yaml.safe_dump(
-            doc, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
-        )
+        """The lock's text: the YAML of {version, credits_total, shots}, each shot's part
+        dumped on its own (at its place, so the text is that of the whole document)."""
+        head = {"version": LOCK_VERSION, "credits_total": self.credits_total}
+        if not self.shots:
+            return _HEADER + _dump({**head, "shots": {}})
+        parts = [_HEADER, _dump(head), "shots:\n"]
+        parts += [self._entry_text(sid) for sid in sorted(self.shots)]
+        return "".join(parts)
+
+    def _entry_text(self, shot_id: str) -> str:
+        entry = self.shots[shot_id]
+        cached = self._texts.get(shot_id)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        text = _dump({"shots": {shot_id: entry.as_yaml()}})
+        text = text.removeprefix("shots:\n")
+        self._texts[shot_id] = (entry, text)
+        return text
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return str(yaml.safe_dump(document, **_DUMP_OPTIONS))
 
 
 def _plain(value: Any) -> Any:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tchavi_render.engine.keys import key_request, shot_key
 from tchavi_render.engine.lock import (
@@ -192,6 +195,43 @@ def test_the_lockfile_is_sorted_stable_and_rewritten_only_on_change(tmp_path: Pa
     assert write_lock(path, read_lock(path)) is False
     assert path.stat().st_mtime_ns == before
     assert read_lock(path).dumps() == text
+
+
+def whole_document(lock: Lockfile) -> str:
+    """The lock's text as one YAML dump of the whole document (what dumps() must equal)."""
+    doc = {
+        "version": 1,
+        "credits_total": lock.credits_total,
+        "shots": {sid: lock.shots[sid].as_yaml() for sid in sorted(lock.shots)},
+    }
+    header = "# Written by tchavi-render: what was rendered for each shot. Commit it.\n"
+    options = {"allow_unicode": True, "default_flow_style": False, "width": 100}
+    return header + yaml.safe_dump(doc, sort_keys=False, **options)
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from(["a", "b", "intro", "s-10"]), st.text(min_size=1, max_size=150)),
+        st.one_of(st.none(), st.text(max_size=300)),  # None: remove the shot
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(edits=EDITS)
+def test_the_lock_dumped_entry_by_entry_is_the_whole_document_dumped_at_once(
+    edits: list[tuple[str, str | None]],
+) -> None:
+    """apply rewrites the lock after renders, dumping only the entries that changed; the
+    text must be byte for byte what one dump of the whole document gives."""
+    lock = Lockfile()
+    for shot_id, prompt in edits:
+        if prompt is None:
+            lock = lock.without(shot_id)
+        else:
+            lock = lock.with_entry(shot_id, rendered(shot("x", prompt)))
+        assert lock.dumps() == whole_document(lock)
 
 
 def test_shots_sharing_one_render_count_its_credits_once(tmp_path: Path) -> None:
