@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 __all__ = ["ENV", "POINTS", "failpoint"]
 
@@ -34,6 +35,7 @@ POINTS = (
 )
 
 _hits: dict[str, int] = {}
+_hits_lock = threading.Lock()  # points are reached from the event loop and from threads
 
 
 def failpoint(name: str) -> None:
@@ -44,6 +46,7 @@ def failpoint(name: str) -> None:
     point, _, nth = armed.partition(":")
     if point != name:
         return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= (int(nth) if nth.isdigit() else 1):
+    with _hits_lock:
+        _hits[name] = hits = _hits.get(name, 0) + 1
+    if hits >= (int(nth) if nth.isdigit() else 1):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -61,6 +61,15 @@ class _BaseClient:
         """The rate-limit and credit headers of the latest answer (None before any)."""
         return self._core.last_rate_limit
 
+    @property
+    def request_budget(self) -> int | None:
+        """Requests a minute this client may send: the lower of its own `max_rpm` and the
+        service's latest X-RateLimit-RPM-Limit; None while neither is known."""
+        info = self._core.last_rate_limit
+        limits = [self._core.limiter.max_rpm, info.rpm_limit if info else None]
+        known = [limit for limit in limits if limit is not None and limit > 0]
+        return min(known) if known else None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key='***')"
 

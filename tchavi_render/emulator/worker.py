@@ -13,8 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
+from tchavi_render.background import background_pool
 from tchavi_render.emulator.faults import FAILURE_MESSAGES
 from tchavi_render.emulator.render import (
     RenderCancelled,
@@ -46,7 +46,8 @@ class RenderPool:
         self._url_ttl = url_ttl
         self._clock = clock
         self._stopping = threading.Event()
-        self._executor = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="tchavi-render")
+        # At lower priority: a render has until its latency is over, requests are answered now.
+        self._executor = background_pool(RENDER_WORKERS, "tchavi-render")
 
     def submit(self, job_id: str) -> None:
         self._executor.submit(self._run, job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tchavi_render.api.models import Job
 from tchavi_render.atomic import atomic_copy
+from tchavi_render.background import background_pool
 from tchavi_render.engine.cache import CacheRecord, RenderCache
 from tchavi_render.engine.journal import InFlight, Journal
 from tchavi_render.engine.keys import key_request, shot_key
@@ -199,11 +201,15 @@ class _Run:
         except ValueError:
             return path.as_posix()
 
-    def place(self, planned: PlannedShot, record: CacheRecord) -> None:
-        """Copy a cached render to the shot's output path (verified) and lock it."""
+    def copy_output(self, shot_id: str, record: CacheRecord) -> None:
+        """Copy a cached render to the shot's output path, verified (thread-safe)."""
+        target = self.output_path(shot_id)
+        atomic_copy(self.cache.object_path(record.sha256), target, expect_sha256=record.sha256)
+
+    def lock_output(self, planned: PlannedShot, record: CacheRecord) -> None:
+        """Record the shot's copied output in the lock."""
         assert planned.shot is not None
         target = self.output_path(planned.id)
-        atomic_copy(self.cache.object_path(record.sha256), target, expect_sha256=record.sha256)
         self.set_entry(planned.id, self.entry_for(planned.shot, planned.key, record, target))
 
     def final(self, shot_id: str, path: Path | None, sha256: str | None) -> None:
@@ -428,15 +434,30 @@ class _Failure:
 
 
 class _Tracker:
-    """Jobs in flight and the one poller that watches them all."""
+    """Jobs in flight, and when the one poller that watches them all should look next.
 
-    def __init__(self, on_status: Callable[[str, str], None]) -> None:
+    Renders of one apply take about as long as each other, so the shortest time a job took
+    from submit to done (`quickest`) says when each job in flight should be done: the poller
+    wakes at the first such moment after its last look, and one list call settles every job
+    due by then. A job not known to be due yet (before any job finished) or past its moment
+    is looked at again after a tenth of its age, at least `first_interval` after its submit
+    and at most `max_interval` after the last look: it is seen done within about a tenth of
+    its render time, however long renders take. Polls are never closer than `floor`.
+    """
+
+    def __init__(
+        self, on_status: Callable[[str, str], None], first_interval: float, max_interval: float
+    ) -> None:
         self.waiting: dict[str, asyncio.Future[Job]] = {}
         self.wakeup = asyncio.Event()
         self.on_status = on_status  # (job id, new status) while a job is not done
         self.status: dict[str, str] = {}
         self.since: dict[str, float] = {}  # job id -> when it began to be watched
         self.quickest: float | None = None  # the shortest watch that ended in a settle
+        self.first_interval = first_interval
+        self.max_interval = max_interval
+        self.floor = MIN_POLL_INTERVAL
+        self.last_poll = time.monotonic()
 
     def watch(self, job_id: str) -> asyncio.Future[Job]:
         future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
@@ -459,22 +480,44 @@ class _Tracker:
             self.status[job.id] = job.status
             self.on_status(job.id, job.status)
 
-    def next_due(self) -> float | None:
-        """When the oldest job in flight should be done, judging by the quickest so far
-        (renders of one apply take about as long as each other); None before any."""
-        if self.quickest is None or not self.since:
-            return None
-        return min(self.since.values()) + self.quickest
-
     def fail(self, job_id: str, exc: BaseException) -> None:
         self.since.pop(job_id, None)
         future = self.waiting.pop(job_id, None)
         if future is not None and not future.done():
             future.set_exception(exc)
 
+    def polled(self, at: float) -> None:
+        """Every job in flight was looked at `at` (or jobs to watch came after none)."""
+        self.last_poll = at
+
+    def delay(self, now: float) -> float:
+        """Seconds until the next poll."""
+        last = self.last_poll
+        wakes: list[float] = []
+        unknown = list(self.since.values())  # jobs not known to be due at a given moment
+        if self.quickest is not None:
+            due = [t + self.quickest for t in unknown]
+            wakes += [d for d in due if d > last]
+            unknown = [t for t, d in zip(unknown, due, strict=True) if d <= last]
+        if unknown:
+            oldest = min(unknown)
+            wait = min(self.max_interval, (last - oldest) / 10)
+            wakes.append(max(oldest + self.first_interval, last + wait))
+        wake = min(wakes, default=last + self.first_interval)
+        return max(0.0, max(wake, last + self.floor) - now)
+
 
 _FATAL = (InvalidApiKey, InsufficientCredits)
-MIN_POLL_INTERVAL = 0.25
+MIN_POLL_INTERVAL = 0.1
+# Polls take at most this share of the request budget, so submits keep the rest.
+POLL_SHARE_OF_BUDGET = 0.5
+
+
+def _poll_floor(budget: int | None) -> float:
+    """The shortest time between polls for a client allowed `budget` requests a minute."""
+    if budget is None:
+        return MIN_POLL_INTERVAL
+    return max(MIN_POLL_INTERVAL, 60.0 / (budget * POLL_SHARE_OF_BUDGET))
 
 
 class _Renderer:
@@ -484,9 +527,18 @@ class _Renderer:
         self.run = run
         self.client = client
         self.known_ids = known_ids
-        self.tracker = _Tracker(self._status)
+        options = run.options
+        self.tracker = _Tracker(self._status, options.poll_interval, options.max_poll_interval)
         self.job_shot: dict[str, str] = {}  # job id -> the shot it renders, for progress
-        self.semaphore = asyncio.Semaphore(max(1, run.options.concurrency))
+        # A slot is a job in flight at the service: taken before the submit, given back as
+        # soon as the job is done, so the next shot is submitted while this one downloads.
+        self.slots = asyncio.Semaphore(max(1, options.concurrency))
+        self.downloads = asyncio.Semaphore(max(1, options.concurrency))
+        self.pool = background_pool(min(4, os.cpu_count() or 2), "tchavi-apply")
+
+    async def background(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the background pool (lower priority), awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     # -- one key ------------------------------------------------------------------------------
 
@@ -508,14 +560,15 @@ class _Renderer:
     async def _resume(self, item: InFlight) -> CacheRecord | _Failure:
         assert item.job_id is not None
         self.job_shot[item.job_id] = item.shot
-        async with self.semaphore:
+        async with self.slots:
             self.run.emit(
                 ApplyEvent("resume", item.shot, job_id=item.job_id, message="job of an earlier run")
             )
-            return await self._finish(item.key, item.job_id)
+            job = await self._wait(item.key, item.job_id)
+        return await self._fetch(item.key, job)
 
     async def _submit_and_finish(self, planned: PlannedShot) -> CacheRecord | _Failure:
-        async with self.semaphore:
+        async with self.slots:
             elsewhere = await self._rendered_elsewhere(planned)
             if elsewhere is not None:
                 return elsewhere
@@ -529,7 +582,8 @@ class _Renderer:
                 return _Failure(code, str(exc))
             if isinstance(job_id, _Failure):
                 return job_id
-            return await self._finish(planned.key, job_id)
+            job = await self._wait(planned.key, job_id)
+        return await self._fetch(planned.key, job)
 
     async def _rendered_elsewhere(self, planned: PlannedShot) -> CacheRecord | None:
         """Another machine may have rendered this key since planning: the cache is asked
@@ -589,8 +643,8 @@ class _Renderer:
         )
         return job.id
 
-    async def _finish(self, key: str, job_id: str) -> CacheRecord | _Failure:
-        """Wait for the job, then download, verify and cache it."""
+    async def _wait(self, key: str, job_id: str) -> Job | _Failure:
+        """Wait until the job is done; a failed (refunded) or vanished job is a failure."""
         run = self.run
         try:
             job = await self.tracker.watch(job_id)
@@ -608,8 +662,16 @@ class _Renderer:
                 job_id,
                 job,
             )
+        return job
+
+    async def _fetch(self, key: str, job: Job | _Failure) -> CacheRecord | _Failure:
+        """Download, verify and cache a completed job's video."""
+        if isinstance(job, _Failure):
+            return job
+        run, job_id = self.run, job.id
         try:
-            record = await _download(run, self.client, key, job)
+            async with self.downloads:
+                record = await _download(run, self, key, job)
         except MediaExpired as exc:
             run.journal.finished(key, job_id)
             return _Failure("download_failed", str(exc), job_id, job)
@@ -672,7 +734,8 @@ class _Renderer:
             if isinstance(outcome, _Failure):
                 _record_failure(run, planned, outcome)
                 return
-            run.place(planned, outcome)
+            await self.background(run.copy_output, planned.id, outcome)
+            run.lock_output(planned, outcome)
             mine = run.render_owner.get(planned.key) == planned.id and planned.spends
             mine = mine and planned.key not in run.found_elsewhere
             run.outcome(planned.id, "rendered" if mine else "reused", outcome.job_id)
@@ -719,19 +782,14 @@ class _Renderer:
         """One poller for every job: a list call reports up to 50 jobs, so requests per shot
         stay near two however many jobs are in flight."""
         run, tracker = self.run, self.tracker
-        interval = run.options.poll_interval
         while True:
             if not tracker.waiting:
                 tracker.wakeup.clear()
                 await tracker.wakeup.wait()
-                interval = run.options.poll_interval
-            delay = interval
-            due = tracker.next_due()
-            if due is not None and due > time.monotonic():
-                # Wake when the next job should be done (an overdue one gets the backoff).
-                delay = min(interval, max(due - time.monotonic(), MIN_POLL_INTERVAL))
-            await asyncio.sleep(delay)
-            before = len(tracker.waiting)
+                tracker.polled(time.monotonic())
+            tracker.floor = _poll_floor(self.client.request_budget)
+            await asyncio.sleep(tracker.delay(time.monotonic()))
+            started = time.monotonic()  # what the answer says is true as of about then
             try:
                 await _poll_once(self.client, tracker)
                 failpoint("after-poll")
@@ -741,10 +799,7 @@ class _Renderer:
                 continue
             except ApiError as exc:
                 run.emit(ApplyEvent("status", message=f"poll failed, will retry: {exc}"))
-            if before - len(tracker.waiting):
-                interval = run.options.poll_interval
-            else:
-                interval = min(interval * 1.5, run.options.max_poll_interval)
+            tracker.polled(started)
 
 
 async def _render(run: _Run, resumable: dict[str, InFlight]) -> None:
@@ -777,6 +832,7 @@ async def _render(run: _Run, resumable: dict[str, InFlight]) -> None:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            renderer.pool.shutdown(wait=True)
 
 
 async def _recover_submits(
@@ -847,44 +903,50 @@ def _record_failure(run: _Run, planned: PlannedShot, failure: _Failure) -> None:
     run.set_entry(planned.id, entry)
 
 
-async def _download(run: _Run, client: AsyncTchaviClient, key: str, job: Job) -> CacheRecord:
+async def _download(run: _Run, renderer: _Renderer, key: str, job: Job) -> CacheRecord:
     """Download into the cache's temp dir, verify it decodes, then store it by digest.
     A truncated or corrupt download is fetched again (the bytes are paid for)."""
     last: Exception | None = None
     for _attempt in range(3):
         tmp = run.cache.tmp_dir / f"dl-{uuid.uuid4().hex}.mp4"
         try:
-            sha256, size = await client.download(job, tmp)
-            # Decoding every frame takes a while; PyAV releases the GIL, so polls, submits and
-            # other downloads go on meanwhile.
-            await asyncio.to_thread(_check_video, tmp)
-            failpoint("after-download")
+            sha256, size = await renderer.client.download(job, tmp)
+            # Decoding every frame and storing (perhaps uploading) take a while: in the
+            # background, so that polls and submits go on meanwhile.
+            return await renderer.background(_store, run.cache, key, job, tmp, sha256, size)
         except MediaExpired:
             tmp.unlink(missing_ok=True)
             raise
         except (DownloadError, ApiError) as exc:
             tmp.unlink(missing_ok=True)
             last = exc
-            continue
-        run.cache.add_object(tmp, sha256)
-        output = job.output
-        record = CacheRecord(
-            key=key,
-            sha256=sha256,
-            bytes=size,
-            job_id=job.id,
-            model=job.model or "",
-            credits_used=job.credits_used,
-            credits_refunded=job.credits_refunded,
-            duration=output.duration if output else None,
-            resolution=output.resolution if output else None,
-            created=time.time(),
-        )
-        run.cache.put(record)
-        failpoint("after-cache")
-        return record
     assert last is not None
     raise last
+
+
+def _store(
+    cache: RenderCache, key: str, job: Job, tmp: Path, sha256: str, size: int
+) -> CacheRecord:
+    """Check a downloaded video, then make it the cache's render of `key`."""
+    _check_video(tmp)
+    failpoint("after-download")
+    cache.add_object(tmp, sha256)
+    output = job.output
+    record = CacheRecord(
+        key=key,
+        sha256=sha256,
+        bytes=size,
+        job_id=job.id,
+        model=job.model or "",
+        credits_used=job.credits_used,
+        credits_refunded=job.credits_refunded,
+        duration=output.duration if output else None,
+        resolution=output.resolution if output else None,
+        created=time.time(),
+    )
+    cache.put(record)
+    failpoint("after-cache")
+    return record
 
 
 def _check_video(path: Path) -> None:
