@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 import socket
@@ -77,6 +78,23 @@ class RunningEmulator:
         return [
             {**job_record(job, self.root_url), "account": job.account} for job in store.all_jobs()
         ]
+
+    def peak_in_flight(self, api_key: str) -> int:
+        """The most jobs of `api_key` that were pending or processing at one moment (a job
+        is in flight from its submit until its outcome became visible)."""
+        store = self._emulator.store
+        store.settle(self._emulator.clock())
+        account = key_hash(api_key)
+        moments: list[tuple[float, int]] = []
+        for job in store.all_jobs():
+            if job.account == account:
+                moments.append((job.created_at, 1))
+                moments.append((job.outcome_at if job.outcome_at is not None else math.inf, -1))
+        peak = now = 0
+        for _, step in sorted(moments):  # at a tie, an end (-1) sorts before a start
+            now += step
+            peak = max(peak, now)
+        return peak
 
     def account(self, api_key: str) -> dict[str, int]:
         """An account's balance and request count (a key never used: the starting balance)."""

@@ -184,6 +184,21 @@ def test_last_rate_limit_shows_the_rate_and_credit_headers(client: Any, server: 
     )
 
 
+@pytest.mark.parametrize(("service", "budget"), [(None, 20), ("10", 10), ("300", 20)])
+def test_the_request_budget_is_the_lower_of_max_rpm_and_the_services_limit(
+    make_client: MakeClient, server: FakeTchavi, service: str | None, budget: int
+) -> None:
+    """apply spaces its polls by this budget, so that submits keep most of it."""
+    assert make_client().request_budget is None
+    client = make_client(max_rpm=20)
+    answer = httpx.Response(200, json={"object": "list", "data": []})
+    if service is not None:
+        answer.headers["X-RateLimit-RPM-Limit"] = service
+    server.script("GET", "/jobs", answer)
+    client.jobs.list()
+    assert client.request_budget == budget
+
+
 def test_concurrent_tasks_of_an_async_client_share_its_budget(
     server: FakeTchavi, fake_time: FakeTime
 ) -> None:

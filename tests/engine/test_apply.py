@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tchavi_render.engine.journal import Journal
-from tests.engine.conftest import Project
+from tests.engine.conftest import API_KEY, Project
 
 SPEC = """\
 version: 1
@@ -308,3 +308,22 @@ def test_an_emulator_render_never_passes_for_a_real_one(project: Project) -> Non
     assert [s["action"] for s in local["shots"]] == ["replace", "replace", "replace"]
     real = json.loads(project.run("plan", "--json").output)
     assert [s["action"] for s in real["shots"]] == ["unchanged"] * 3
+
+
+def test_concurrency_counts_jobs_at_the_service_not_downloads(project_factory: object) -> None:
+    """--concurrency 1: never two jobs at the service at once, and the next shot is
+    submitted as soon as a job is done, while its video is still downloaded and checked."""
+    project = project_factory(latency=0.3)  # type: ignore[operator]
+    project.write(
+        "version: 1\nbackend: tchavi\n"
+        "defaults: {model: seedance-2, duration: 8, resolution: 720p, seed: 3}\n"
+        "shots:\n  - id: first\n    prompt: a long take\n"
+        "  - id: second\n    prompt: another long take\n"
+        "  - id: third\n    prompt: a third long take\n"
+    )
+    lines = project.apply("--concurrency", "1", "--json").output.strip().splitlines()
+    events = [(e["event"], e.get("shot")) for e in map(json.loads, lines)]
+    assert events.index(("submit", "second")) < events.index(("rendered", "first"))
+    assert events.index(("submit", "third")) < events.index(("rendered", "second"))
+    assert project.emulator.peak_in_flight(API_KEY) == 1
+    assert len(project.jobs()) == 3

@@ -1,0 +1,59 @@
+"""When apply's one poller looks at the jobs in flight: the policy, on a tracker's state.
+
+A job is seen done within about a tenth of its render time whatever the service's speed,
+when it falls due (by the quickest render so far) at once, and polls never use more than
+half the request budget. End to end, the throughput and request-economy benchmarks
+measure the result; these pin the rules.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tchavi_render.engine.apply import MIN_POLL_INTERVAL, _poll_floor, _Tracker
+
+
+def tracker(*since: float, last_poll: float, quickest: float | None = None) -> _Tracker:
+    t = _Tracker(lambda job_id, status: None, first_interval=1.0, max_interval=10.0)
+    t.since = {f"job_{i}": at for i, at in enumerate(since)}
+    t.quickest = quickest
+    t.polled(last_poll)
+    return t
+
+
+def test_before_any_job_is_done_polls_follow_a_tenth_of_the_oldest_jobs_age() -> None:
+    assert tracker(100.0, last_poll=100.0).delay(100.0) == pytest.approx(1.0)  # first_interval
+    assert tracker(100.0, last_poll=120.0).delay(120.0) == pytest.approx(2.0)  # age 20 s
+    assert tracker(100.0, last_poll=400.0).delay(400.0) == pytest.approx(10.0)  # max_interval
+    # Never closer than the floor, however young the job.
+    assert tracker(100.0, last_poll=101.0).delay(101.0) == pytest.approx(MIN_POLL_INTERVAL)
+
+
+def test_once_renders_are_timed_the_poller_wakes_when_the_next_job_falls_due() -> None:
+    jobs = tracker(100.0, 100.5, last_poll=100.6, quickest=2.0)
+    assert jobs.delay(100.6) == pytest.approx(1.4)  # job_0 due at 102.0
+    # Looked at 102.05: job_0 is late (looked at again after a tenth of its age), job_1
+    # falls due at 102.5; whichever comes first.
+    jobs.polled(102.05)
+    assert jobs.delay(102.05) == pytest.approx(0.205)
+    late = tracker(100.0, 101.9, last_poll=102.05, quickest=2.0)
+    assert late.delay(102.05) == pytest.approx(0.205)
+    soon = tracker(100.0, 100.2, last_poll=102.05, quickest=2.0)
+    assert soon.delay(102.05) == pytest.approx(0.15)
+
+
+def test_a_waiting_poller_sleeps_only_what_is_left() -> None:
+    jobs = tracker(100.0, last_poll=100.0, quickest=60.0)
+    assert jobs.delay(130.0) == pytest.approx(30.0)
+    assert jobs.delay(170.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("budget", "floor"),
+    [(None, MIN_POLL_INTERVAL), (10, 12.0), (30, 4.0), (300, 0.4), (1_000_000, MIN_POLL_INTERVAL)],
+)
+def test_polls_take_at_most_half_the_request_budget(budget: int | None, floor: float) -> None:
+    assert _poll_floor(budget) == pytest.approx(floor)
+    slow = tracker(100.0, last_poll=100.0, quickest=0.5)
+    slow.floor = _poll_floor(budget)
+    assert slow.delay(100.0) == pytest.approx(max(0.5, floor))
