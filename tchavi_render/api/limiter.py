@@ -55,16 +55,18 @@ class RateLimiter:
         """Take in the service's X-RateLimit-RPM-Limit / -Remaining from an answer at `now`.
 
         When nothing remains, a slot frees when the oldest request in the service's window
-        leaves it. Our own oldest request of the last minute is at least that old, so
-        waiting until it is a minute old is safe whatever else shares the key; without one,
-        wait one average slot.
+        leaves it. That is certain once our own oldest request of the minute is a minute
+        old, but the window may hold older requests (an earlier process's, another
+        machine's) that leave much sooner. So the next request waits for the earlier of
+        that moment and one average slot (a minute / limit): if the window is still full
+        then, the service's 429 says exactly how long to wait (a refused request does not
+        count against the limit).
         """
         if remaining is None or remaining > 0:
             return
         with self._lock:
+            until = now + WINDOW / (limit if limit and limit > 0 else WINDOW)
             first = bisect.bisect_right(self._booked, now - WINDOW)
             if first < len(self._booked) and self._booked[first] <= now:
-                until = self._booked[first] + WINDOW
-            else:
-                until = now + WINDOW / (limit if limit and limit > 0 else WINDOW)
+                until = min(until, self._booked[first] + WINDOW)
             self._held_until = max(self._held_until, until)

@@ -509,15 +509,18 @@ class _Tracker:
 
 _FATAL = (InvalidApiKey, InsufficientCredits)
 MIN_POLL_INTERVAL = 0.1
-# Polls take at most this share of the request budget, so submits keep the rest.
-POLL_SHARE_OF_BUDGET = 0.5
+# While submits wait for the request budget, polls take at most this share of it: each
+# poll settles every job done by then, so rarer polls cost little time and leave the
+# budget to submits. With no submit waiting, polls may use all of it.
+POLL_SHARE_WHILE_SUBMITTING = 0.25
 
 
-def _poll_floor(budget: int | None) -> float:
+def _poll_floor(budget: int | None, submitting: bool) -> float:
     """The shortest time between polls for a client allowed `budget` requests a minute."""
     if budget is None:
         return MIN_POLL_INTERVAL
-    return max(MIN_POLL_INTERVAL, 60.0 / (budget * POLL_SHARE_OF_BUDGET))
+    share = POLL_SHARE_WHILE_SUBMITTING if submitting else 1.0
+    return max(MIN_POLL_INTERVAL, 60.0 / (budget * share))
 
 
 class _Renderer:
@@ -535,6 +538,7 @@ class _Renderer:
         self.slots = asyncio.Semaphore(max(1, options.concurrency))
         self.downloads = asyncio.Semaphore(max(1, options.concurrency))
         self.pool = background_pool(min(4, os.cpu_count() or 2), "tchavi-apply")
+        self.submitting = 0  # shots holding a slot whose submit is not answered yet
 
     async def background(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in the background pool (lower priority), awaited."""
@@ -572,6 +576,7 @@ class _Renderer:
             elsewhere = await self._rendered_elsewhere(planned)
             if elsewhere is not None:
                 return elsewhere
+            self.submitting += 1
             try:
                 job_id = await self._submit(planned)
             except TchaviRenderError as exc:
@@ -580,6 +585,9 @@ class _Renderer:
                     self.run.fatal = self.run.fatal or exc
                 code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
                 return _Failure(code, str(exc))
+            finally:
+                self.submitting -= 1
+                self.tracker.wakeup.set()  # the poller's floor may change
             if isinstance(job_id, _Failure):
                 return job_id
             job = await self._wait(planned.key, job_id)
@@ -787,8 +795,14 @@ class _Renderer:
                 tracker.wakeup.clear()
                 await tracker.wakeup.wait()
                 tracker.polled(time.monotonic())
-            tracker.floor = _poll_floor(self.client.request_budget)
-            await asyncio.sleep(tracker.delay(time.monotonic()))
+            tracker.wakeup.clear()
+            tracker.floor = _poll_floor(self.client.request_budget, self.submitting > 0)
+            delay = tracker.delay(time.monotonic())
+            if delay > 0:
+                # A new job or the end of the submits may move the next poll: think again.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tracker.wakeup.wait(), delay)
+                    continue
             started = time.monotonic()  # what the answer says is true as of about then
             try:
                 await _poll_once(self.client, tracker)

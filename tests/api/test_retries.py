@@ -148,17 +148,35 @@ def test_max_rpm_keeps_a_client_under_its_budget(
     assert server.count("GET") == 5
 
 
-def test_when_no_request_remains_the_client_waits_instead_of_eating_a_429(
+def test_when_no_request_remains_the_client_waits_before_sending_again(
     client: Any, server: FakeTchavi, fake_time: FakeTime
 ) -> None:
     last = httpx.Response(200, json={"object": "list", "data": []})
     last.headers.update({"X-RateLimit-RPM-Limit": "10", "X-RateLimit-RPM-Remaining": "0"})
-    server.script("GET", "/jobs", last)
+    server.script("GET", "/jobs", last, rate_limited("42"))
     client.jobs.list()
     assert fake_time.sleeps == []
     client.jobs.list()
-    # Our oldest request of the minute was just now: a slot frees a minute after it.
-    assert fake_time.sleeps == [60.0]
+    # One average slot (a minute / 10) before trying, not the minute after our own oldest
+    # request: the window may be full of older requests (an earlier apply's) that leave
+    # sooner. Still full: the 429's Retry-After says how long, and the client waits that.
+    assert fake_time.sleeps == [6.0, 42.0]
+    assert server.count("GET") == 3
+
+
+def test_a_window_full_of_our_own_requests_frees_when_the_oldest_is_a_minute_old(
+    client: Any, server: FakeTchavi, fake_time: FakeTime
+) -> None:
+    last = httpx.Response(200, json={"object": "list", "data": []})
+    last.headers.update({"X-RateLimit-RPM-Limit": "2", "X-RateLimit-RPM-Remaining": "0"})
+    server.script("GET", "/jobs", httpx.Response(200, json={"object": "list", "data": []}))
+    client.jobs.list()
+    fake_time.now += 50.0
+    server.script("GET", "/jobs", last)
+    client.jobs.list()
+    client.jobs.list()
+    # An average slot is 30 s, but our first request leaves the window in 10 s.
+    assert fake_time.sleeps == [10.0]
 
 
 def test_last_rate_limit_shows_the_rate_and_credit_headers(client: Any, server: FakeTchavi) -> None:

@@ -1,8 +1,8 @@
 """When apply's one poller looks at the jobs in flight: the policy, on a tracker's state.
 
 A job is seen done within about a tenth of its render time whatever the service's speed,
-when it falls due (by the quickest render so far) at once, and polls never use more than
-half the request budget. End to end, the throughput and request-economy benchmarks
+when it falls due (by the quickest render so far) at once, and polls leave most of the
+request budget to submits waiting for it. End to end, the throughput and request-economy benchmarks
 measure the result; these pin the rules.
 """
 
@@ -49,11 +49,20 @@ def test_a_waiting_poller_sleeps_only_what_is_left() -> None:
 
 
 @pytest.mark.parametrize(
-    ("budget", "floor"),
-    [(None, MIN_POLL_INTERVAL), (10, 12.0), (30, 4.0), (300, 0.4), (1_000_000, MIN_POLL_INTERVAL)],
+    ("budget", "submitting", "floor"),
+    [
+        (None, True, MIN_POLL_INTERVAL),  # no limit known: the service will say (429)
+        (10, True, 24.0),  # a quarter of 10 a minute while submits wait for the budget
+        (10, False, 6.0),  # all of it once every shot is submitted
+        (30, True, 8.0),
+        (300, False, 0.2),
+        (1_000_000, True, MIN_POLL_INTERVAL),
+    ],
 )
-def test_polls_take_at_most_half_the_request_budget(budget: int | None, floor: float) -> None:
-    assert _poll_floor(budget) == pytest.approx(floor)
+def test_polls_leave_the_request_budget_to_waiting_submits(
+    budget: int | None, submitting: bool, floor: float
+) -> None:
+    assert _poll_floor(budget, submitting) == pytest.approx(floor)
     slow = tracker(100.0, last_poll=100.0, quickest=0.5)
-    slow.floor = _poll_floor(budget)
+    slow.floor = _poll_floor(budget, submitting)
     assert slow.delay(100.0) == pytest.approx(max(0.5, floor))

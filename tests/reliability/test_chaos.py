@@ -1,15 +1,14 @@
 """Chaos: server errors, failed jobs and rate limits at once; nothing is paid twice or lost.
 
-The issue asks for 60 shots with error rate 0.2, fail rate 0.1 and 30 requests a minute.
-At 30 requests a minute those 60 shots need about 110 requests, so 3 to 4 minutes of
-waiting for the rate limit alone: over the reliability suite's 5-minute budget. So `make
-test` runs the same rates in two parts: 60 shots without the rate limit, and 20 shots
-with it. The full run is the third case, on with TCHAVI_RENDER_SLOW_TESTS=1.
+60 shots with error rate 0.2, fail rate 0.1 and 30 requests a minute, as the issue asks.
+Those shots need about 100 requests (a fifth of the answers are 5xx, and every ambiguous
+submit costs a lookup in GET /jobs), so this case spends about three minutes waiting for
+the rate limit, most of the reliability suite's 5-minute budget. The same rates without
+the limit run too: they stress more jobs in flight at once.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 
@@ -18,16 +17,9 @@ import pytest
 from tests.engine.conftest import API_KEY
 from tests.reliability.conftest import Project, read_lock, storyboard
 
-FULL = pytest.mark.skipif(
-    not os.environ.get("TCHAVI_RENDER_SLOW_TESTS"),
-    reason="60 shots at 30 requests a minute take 3-4 minutes; TCHAVI_RENDER_SLOW_TESTS=1",
-)
-
 
 @pytest.mark.parametrize(
-    ("shots", "rpm"),
-    [(60, None), (20, 30), pytest.param(60, 30, marks=FULL)],
-    ids=["60-shots", "20-shots-30-rpm", "60-shots-30-rpm"],
+    ("shots", "rpm"), [(60, None), (60, 30)], ids=["60-shots", "60-shots-30-rpm"]
 )
 def test_under_chaos_every_shot_renders_once_and_the_lock_matches_the_account(
     project_factory: Callable[..., Project], shots: int, rpm: int | None
