@@ -65,8 +65,8 @@ class ApplyOptions:
     concurrency: int = 8
     max_credits: int | None = None
     frozen: bool = False
-    poll_interval: float = 1.0
-    max_poll_interval: float = 10.0
+    poll_interval: float = 1.0  # the first look at a job, this long after its submit
+    max_poll_interval: float = 10.0  # the longest wait between looks
     lock_write_interval: float = 1.0
 
 
@@ -788,7 +788,7 @@ class _Renderer:
 
     async def poll_forever(self) -> None:
         """One poller for every job: a list call reports up to 50 jobs, so requests per shot
-        stay near two however many jobs are in flight."""
+        stay well under two however many jobs are in flight (schedule: `_Tracker`)."""
         run, tracker = self.run, self.tracker
         while True:
             if not tracker.waiting:
