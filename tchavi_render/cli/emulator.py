@@ -63,6 +63,13 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     help="Requests per minute allowed per key (429 beyond). Default: no limit.",
 )
 @click.option(
+    "--ip-rpm",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Requests per minute allowed per client address, all keys together; 0: no limit.",
+)
+@click.option(
     "--credits",
     type=click.IntRange(min=0),
     default=500,
@@ -100,6 +107,7 @@ def emulator(
     fail_rate: float,
     error_rate: float,
     rpm: int | None,
+    ip_rpm: int,
     credits: int,
     api_key: str | None,
     url_ttl: float,
@@ -119,6 +127,7 @@ def emulator(
         fail_rate=fail_rate,
         error_rate=error_rate,
         rpm=rpm,
+        ip_rpm=ip_rpm or None,
         credits=credits,
         api_key=api_key,
         url_ttl=url_ttl,

@@ -120,6 +120,7 @@ class Emulator:
         self.store = Store(config.data_dir)
         self.faults = Faults(config.fail_rate, config.error_rate, config.fault_seed)
         self.limiter = RateLimiter(config.rpm)
+        self.ip_limiter = RateLimiter(config.ip_rpm)  # keyed by client address
         self.pool = RenderPool(
             self.store, latency=config.latency, url_ttl=config.url_ttl, clock=clock
         )
@@ -171,6 +172,17 @@ class Emulator:
         try:
             account = self._authenticate(request)
             self.store.count_request(account, self.config.credits)
+            if self.config.ip_rpm is not None:
+                address = request.client.host if request.client else "unknown"
+                by_address = self.ip_limiter.hit(address)
+                if not by_address.allowed:
+                    rate = by_address
+                    raise ApiFailure(
+                        429,
+                        "rate_limit_exceeded",
+                        f"Rate limit of {rate.limit} requests per minute per IP address"
+                        f" exceeded. Retry after {rate.retry_after} s.",
+                    )
             rate = self.limiter.hit(account)
             if not rate.allowed:
                 raise ApiFailure(

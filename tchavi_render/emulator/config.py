@@ -8,7 +8,9 @@ from pathlib import Path
 
 from tchavi_render.errors import TchaviRenderError
 
-__all__ = ["EmulatorConfig", "EmulatorStartError"]
+__all__ = ["IP_RPM", "EmulatorConfig", "EmulatorStartError"]
+
+IP_RPM = 500  # the service's requests a minute per client address, whatever the key
 
 
 class EmulatorStartError(TchaviRenderError):
@@ -19,9 +21,10 @@ class EmulatorStartError(TchaviRenderError):
 class EmulatorConfig:
     """How an emulator behaves. Rates are fractions in [0, 1]; times are seconds.
 
-    `rpm=None` means no rate limit; `api_key=None` means any non-empty bearer token is an
-    account of its own. `fault_seed` makes the injected faults (failed jobs, 5xx answers)
-    reproducible.
+    `rpm=None` means no rate limit per key; `ip_rpm` is the service's limit per client
+    address, all keys together (None: none). `api_key=None` means any non-empty bearer
+    token is an account of its own. `fault_seed` makes the injected faults (failed jobs,
+    5xx answers) reproducible.
     """
 
     data_dir: Path
@@ -31,6 +34,7 @@ class EmulatorConfig:
     fail_rate: float = 0.0
     error_rate: float = 0.0
     rpm: int | None = None
+    ip_rpm: int | None = IP_RPM
     credits: int = 500
     api_key: str | None = field(default=None, repr=False)
     url_ttl: float = 3600.0
@@ -47,8 +51,10 @@ class EmulatorConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 problems.append(f"{name} must be between 0 and 1, got {value}")
-        if self.rpm is not None and self.rpm < 1:
-            problems.append(f"rpm must be at least 1 (or None for no limit), got {self.rpm}")
+        for name in ("rpm", "ip_rpm"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be at least 1 (or None for no limit), got {value}")
         if self.credits < 0:
             problems.append(f"credits must be >= 0, got {self.credits}")
         if self.api_key is not None and not self.api_key.strip():

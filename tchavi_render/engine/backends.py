@@ -41,7 +41,10 @@ def open_backend(
         from tchavi_render.emulator import EmulatorConfig, running_emulator
 
         data_dir = cache_dir / "local-backend"
-        config = EmulatorConfig(data_dir=data_dir, credits=LOCAL_CREDITS, api_key=LOCAL_API_KEY)
+        # Renders on this machine: no network, so no limit per address.
+        config = EmulatorConfig(
+            data_dir=data_dir, credits=LOCAL_CREDITS, api_key=LOCAL_API_KEY, ip_rpm=None
+        )
         with running_emulator(config) as emu:
             url = emu.base_url
             yield Backend(

@@ -115,6 +115,35 @@ def test_over_the_rate_limit_answers_429_with_retry_after(start_emulator: StartE
     assert unaffected.status_code == 200
 
 
+def test_one_address_has_its_own_limit_whatever_the_keys(start_emulator: StartEmulator) -> None:
+    """The service's 500 requests a minute per IP, here 4: keys with room of their own are
+    refused together once their address has spent it."""
+    with start_emulator(rpm=3, ip_rpm=4) as emu:
+        with api_client(emu, "sk-tch_first") as first, api_client(emu, "sk-tch_second") as second:
+            allowed = [first.get("/jobs"), first.get("/jobs"), second.get("/jobs")]
+            allowed.append(second.get("/jobs"))
+            refused = [first.get("/jobs"), second.get("/jobs")]
+            with api_client(emu, "sk-tch_third") as third:
+                refused.append(third.get("/jobs"))
+        requests = emu.account("sk-tch_third")["requests"]
+    assert [r.status_code for r in allowed] == [200] * 4
+    assert [r.status_code for r in refused] == [429] * 3
+    for answer in refused:
+        assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+        assert "per IP address" in answer.json()["error"]["message"]
+        assert 59 <= int(answer.headers["Retry-After"]) <= 60
+    assert requests == 1  # counted for its key like any other 429
+
+
+def test_the_limits_must_allow_a_request(start_emulator: StartEmulator) -> None:
+    for name in ("rpm", "ip_rpm"):
+        with (
+            pytest.raises(ValueError, match=f"{name} must be at least 1"),
+            start_emulator(**{name: 0}),
+        ):
+            pass
+
+
 def test_injected_errors_answer_500_or_502_with_an_error_body(
     start_emulator: StartEmulator,
 ) -> None:

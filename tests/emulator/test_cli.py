@@ -53,6 +53,30 @@ def test_the_emulator_verb_serves_until_interrupted(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "emulator.sqlite3").is_file()
 
 
+def test_the_limit_per_address_is_on_by_default_and_can_be_set(tmp_path: Path) -> None:
+    def answers(*flags: str) -> list[int]:
+        command = [*VERB, "--port", "0", "--data-dir", str(tmp_path / "data"), *flags]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            base_url = read_line(process).rsplit(" ", 1)[1].strip()
+            keys = [f"sk-tch_{n}" for n in range(3)]
+            return [
+                httpx.get(
+                    f"{base_url}/jobs", headers={"Authorization": f"Bearer {key}"}
+                ).status_code
+                for key in keys
+            ]
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=20)
+
+    assert answers("--ip-rpm", "2") == [200, 200, 429]
+    assert answers("--ip-rpm", "0") == [200, 200, 200]  # 0: no limit
+    assert answers() == [200, 200, 200]  # the service's 500 a minute
+
+
 def test_help_imports_no_server_or_video_library() -> None:
     code = (
         "import sys\n"
