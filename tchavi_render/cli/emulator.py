@@ -10,6 +10,8 @@ from types import FrameType
 
 import click
 
+from tchavi_render.emulator.config import IP_RPM
+
 __all__ = ["default_data_dir", "emulator"]
 
 DEFAULT_PORT = 8765
@@ -65,7 +67,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--ip-rpm",
     type=click.IntRange(min=0),
-    default=500,
+    default=IP_RPM,
     show_default=True,
     help="Requests per minute allowed per client address, all keys together; 0: no limit.",
 )
