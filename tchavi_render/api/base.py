@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -12,6 +11,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from tchavi_render import __version__
+from tchavi_render.api.account import DEFAULT_BASE_URL, api_key_from_env, configured_base_url
 from tchavi_render.api.errors import RateLimitInfo
 from tchavi_render.api.limiter import RateLimiter
 from tchavi_render.api.models import GenerationParams, Job, check_request
@@ -26,7 +26,6 @@ __all__ = [
     "job_path",
 ]
 
-DEFAULT_BASE_URL = "https://tchavi.com/api/v1"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 4
 BACKOFF_BASE = 0.5  # seconds before the first retry, doubled each time
@@ -86,16 +85,15 @@ class ClientCore:
         max_retries: int,
         clock: Callable[[], float],
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("TCHAVI_API_KEY", "")
-        key = key.strip()
+        key = api_key.strip() if api_key is not None else api_key_from_env()
         if not key:
             raise MissingApiKey("no Tchavi API key was given")
         self.secret = _Secret(key)
-        url = (base_url or os.environ.get("TCHAVI_BASE_URL") or DEFAULT_BASE_URL).strip()
+        url = configured_base_url(base_url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiConnectionError(f"the base URL must be an http(s) URL, got {url!r}")
-        self.base_url = url.rstrip("/")
+        self.base_url = url
         self._origin = (parts.scheme, parts.netloc)
         if max_retries < 0:
             raise ValueError(f"max_retries must be at least 0, got {max_retries}")

@@ -1,8 +1,11 @@
 """The journal: jobs being submitted or rendered, so an interrupted apply never pays twice.
 
 An append-only file of JSON lines, each fsynced before apply goes on: an `intent` before a
-submit is sent, `submitted` with the job id before the first poll, `finished` when the
-render is stored (or the job failed), `abandoned` when the submit certainly created nothing.
+submit is sent (with the service and the account submitting it, as a fingerprint), `submitted`
+with the job id before the first poll, `finished` when the render is stored (or the job
+failed), `abandoned` when the submit certainly created nothing or the user gave the job up.
+A job is only ever resumed by the account that submitted it: another API key cannot see it
+(the service answers 404), and that answer must not make anyone forget a paid job.
 A key with an intent and no job id was interrupted mid-submit: its job, if any, is found
 again through `GET /jobs` before anything is resubmitted. That search takes any job it
 cannot account for as the lost one, so the journal also remembers the ids of the jobs it
@@ -42,11 +45,19 @@ class InFlight:
 
     key: str
     shot: str
-    endpoint: str  # the API base URL the job lives on
+    endpoint: str  # the backend's identity: `tchavi:<base URL>`, or the local emulator's
     model: str
     credits: int
     started: float  # epoch seconds when the submit began
     job_id: str | None = None
+    account: str | None = None  # the submitting key's fingerprint; None in older journals
+
+    def belongs_to(self, endpoint: str, account: str | None) -> bool:
+        """Submitted on `endpoint` by `account` (an older entry names no account: it is
+        taken as the current one's, and a 404 keeps it all the same)."""
+        if self.endpoint != endpoint:
+            return False
+        return self.account is None or account is None or self.account == account
 
 
 class Journal:
@@ -81,6 +92,7 @@ class Journal:
                 model=str(event["model"]),
                 credits=int(event["credits"]),
                 started=float(event["started"]),
+                account=None if event.get("account") is None else str(event["account"]),
             )
         elif op == "submitted" and key in self._state:
             self._state[key] = replace(self._state[key], job_id=str(event["job_id"]))
@@ -111,13 +123,16 @@ class Journal:
         """Every job id the journal knows: in flight, or finished in the last RECENT seconds."""
         return {i.job_id for i in self._state.values() if i.job_id} | set(self._done)
 
-    def intent(self, key: str, shot: str, endpoint: str, model: str, credits: int) -> InFlight:
+    def intent(
+        self, key: str, shot: str, endpoint: str, account: str, model: str, credits: int
+    ) -> InFlight:
         self._append(
             {
                 "op": "intent",
                 "key": key,
                 "shot": shot,
                 "endpoint": endpoint,
+                "account": account,
                 "model": model,
                 "credits": credits,
                 "started": time.time(),
@@ -154,6 +169,7 @@ class Journal:
                     "key": item.key,
                     "shot": item.shot,
                     "endpoint": item.endpoint,
+                    "account": item.account,
                     "model": item.model,
                     "credits": item.credits,
                     "started": item.started,

@@ -66,10 +66,10 @@ def test_gc_removes_orphans_and_clear_removes_everything(tmp_path: Path) -> None
 def test_the_journal_keeps_what_is_in_flight_across_processes(tmp_path: Path) -> None:
     path = tmp_path / ".tchavi" / "tchavi.journal"
     journal = Journal(path)
-    journal.intent("sha256:a", "opening", "local:x", "seedance-2", 1300)
+    journal.intent("sha256:a", "opening", "local:x", "acct_x", "seedance-2", 1300)
     journal.submitted("sha256:a", "job_a")
-    journal.intent("sha256:b", "statue", "local:x", "seedance-2", 1300)
-    journal.intent("sha256:c", "gone", "local:x", "seedance-2", 1300)
+    journal.intent("sha256:b", "statue", "local:x", "acct_x", "seedance-2", 1300)
+    journal.intent("sha256:c", "gone", "local:x", "acct_x", "seedance-2", 1300)
     journal.submitted("sha256:c", "job_c")
     journal.finished("sha256:c", "job_c")
     with path.open("a") as handle:
