@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from tchavi_render.engine.lock import (
     write_lock,
 )
 from tchavi_render.engine.plan import Action, make_plan, word_diff
-from tchavi_render.errors import LockfileError
+from tchavi_render.errors import LockfileError, NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Location, Shot
 
 
@@ -56,6 +57,29 @@ def rendered(s: Shot, sha: str = "a" * 64, path: str | None = None) -> LockEntry
     )
 
 
+@dataclass
+class Disk:
+    """The output files as the plan sees them: relpath -> sha256 of the file there."""
+
+    files: dict[str, str]
+    objects: frozenset[str] = frozenset()  # digests the cache holds
+
+    def relpath_for(self, shot_id: str) -> str:
+        return f"renders/{shot_id}.mp4"
+
+    def exists(self, relpath: str) -> bool:
+        return relpath in self.files
+
+    def sha256(self, relpath: str) -> str | None:
+        return self.files.get(relpath)
+
+    def owner(self, relpath: str) -> str | None:
+        return None
+
+    def recoverable(self, sha256: str) -> bool:
+        return sha256 in self.objects
+
+
 def plan_for(
     tmp_path: Path,
     shots: list[Shot],
@@ -65,11 +89,12 @@ def plan_for(
     intact: bool = True,
     **kw: object,
 ):  # type: ignore[no-untyped-def]
+    on_disk = {e.output.path: e.output.sha256 for e in lock.shots.values() if e.output and intact}
     return make_plan(
         spec_of(tmp_path, *shots),
         lock,
         cached=lambda key: "c" * 64 if key in cached else None,
-        output_intact=lambda record: intact,
+        files=Disk(on_disk, frozenset({"c" * 64})),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -161,8 +186,11 @@ def test_targets_limit_the_plan_and_replace_forces_a_render(tmp_path: Path) -> N
     assert [p.id for p in targeted.shots] == ["hero-16x9", "hero-9x16"]
     forced = plan_for(tmp_path, [a, b], lock, force_replace=["hero-9x16"])
     assert [p.action for p in forced.shots] == [Action.UNCHANGED, Action.REPLACE]
-    unknown = plan_for(tmp_path, [a], lock, targets=["nope"])
-    assert unknown.warnings == ("no shot matches 'nope'",)
+    with pytest.raises(NoSuchShot) as unknown:
+        plan_for(tmp_path, [a], lock, targets=["nope"])
+    assert str(unknown.value) == (
+        "--target 'nope' matches no shot of tchavi.yaml or its lock. Check the id, or quote a glob"
+    )
 
 
 def test_durations_resolutions_and_auto_are_estimated_as_billed(tmp_path: Path) -> None:
@@ -240,14 +268,24 @@ def test_shots_sharing_one_render_count_its_credits_once(tmp_path: Path) -> None
     assert Lockfile({"a": a, "b": b}).credits_total == 1300
 
 
-def test_a_corrupt_lockfile_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_corrupt_lockfile_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "tchavi.lock"
     path.write_text("version: 1\nshots: [1, 2\n")
-    with pytest.raises(LockfileError, match=r"tchavi.lock: not a valid tchavi-render lockfile"):
+    with pytest.raises(LockfileError) as syntax:
         read_lock(path)
+    assert str(syntax.value).splitlines()[1] == (
+        "  tchavi.lock:3:1: YAML syntax error: did not find expected ',' or ']' "
+        "(while parsing a flow sequence started at line 2)"
+    )
     path.write_text("version: 7\nshots: {}\n")
-    with pytest.raises(LockfileError, match="version 7 is not 1"):
+    with pytest.raises(LockfileError) as newer:
         read_lock(path)
+    assert str(newer.value).splitlines()[1] == (
+        "  tchavi.lock:1:10: version 7 was written by a newer tchavi-render; upgrade it"
+    )
 
 
 def test_the_lock_sits_beside_the_spec() -> None:

@@ -102,9 +102,8 @@ def test_a_symlink_at_an_output_name_is_not_deleted_through(project: Project) ->
 
     assert project.spec.read_text() == SPEC
     assert link.is_symlink()
-    assert (
-        "deleted: zzz: left renders/zzz.mp4 in place: it is not a file tchavi-render placed"
-        in (result.output)
+    assert "deleted: zzz: left renders/zzz.mp4 in place: it is not a file tchavi-render placed" in (
+        result.output
     )
     assert "zzz" not in project.lock.read_text()
 
@@ -120,8 +119,8 @@ def test_a_deleted_shot_whose_file_was_edited_keeps_the_file(project: Project) -
 
     assert extra.read_bytes() == b"my own cut of it"
     assert (
-        "deleted: extra: left renders/extra.mp4 in place: it was modified by hand since it was rendered"
-        in result.output
+        "deleted: extra: left renders/extra.mp4 in place: it was modified by hand since it "
+        "was rendered" in result.output
     )
 
 
