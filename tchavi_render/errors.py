@@ -24,6 +24,7 @@
     ├── BudgetExceeded                   --max-credits would be exceeded
     ├── FrozenWouldSpend                 --frozen and some shot needs a new job
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
+    ├── NoSuchShot                       --target or --replace names no shot
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
     ├── ShotsNotReady                    export needs shots that are not rendered or out of
@@ -60,6 +61,7 @@ __all__ = [
     "LockfileError",
     "MediaExpired",
     "ModelNotAllowed",
+    "NoSuchShot",
     "PlanStale",
     "Problem",
     "RateLimited",
@@ -283,6 +285,10 @@ class FrozenWouldSpend(TchaviRenderError):
 
 class PlanStale(TchaviRenderError):
     """A saved plan no longer matches the spec, the lock or the media."""
+
+
+class NoSuchShot(TchaviRenderError):
+    """--target or --replace matches no shot of the spec or its lock."""
 
 
 class LockHeld(TchaviRenderError):

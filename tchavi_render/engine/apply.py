@@ -3,6 +3,10 @@
 Order of writes for one render, so a crash at any point never pays twice:
 journal intent -> POST -> journal job id -> polls -> download to the cache's temp dir ->
 verify -> cache object + record -> output file -> lock -> journal finished.
+
+Placing outputs is a transaction: before any output file is written, every locked output
+that a reuse copies is read into the cache, so no write removes bytes a later step needs;
+and every write or delete of an output obeys `engine.outputs` (only files this lock placed).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, assert_never
 
 from tchavi_render.api.models import Job
 from tchavi_render.atomic import atomic_copy
@@ -24,10 +28,12 @@ from tchavi_render.engine.cache import CacheRecord, RenderCache
 from tchavi_render.engine.journal import InFlight, Journal
 from tchavi_render.engine.keys import key_request, shot_key
 from tchavi_render.engine.lock import FailedAttempt, LockEntry, Lockfile, OutputRecord, write_lock
-from tchavi_render.engine.plan import Action, Plan, PlannedShot, storyboard_order
+from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
+from tchavi_render.engine.plan import ABANDON_FLAG, Action, Plan, PlannedShot, storyboard_order
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import (
     AmbiguousSubmit,
+    ApiConnectionError,
     ApiError,
     BudgetExceeded,
     DownloadError,
@@ -56,6 +62,7 @@ class Backend:
 
     name: str
     identity: str  # stable across runs (the local backend's port changes, its data dir not)
+    account: str  # the API key's fingerprint (never the key): whose jobs these are
     make_client: Callable[[], AsyncTchaviClient]
     media_url: Callable[[LocalMedia], str]
 
@@ -68,13 +75,16 @@ class ApplyOptions:
     poll_interval: float = 1.0  # the first look at a job, this long after its submit
     max_poll_interval: float = 10.0  # the longest wait between looks
     lock_write_interval: float = 1.0
+    restore_modified: bool = False  # overwrite outputs modified by hand (never another spec's)
+    abandon_in_flight: bool = False  # forget jobs of another key, or gone, and render anew
 
 
 @dataclass(frozen=True)
 class ApplyEvent:
     """Something that happened, for progress output (text, rich or JSON lines)."""
 
-    kind: str  # plan | reuse | delete | submit | resume | status | rendered | failed | done
+    # plan | reuse | delete | submit | resume | status | rendered | failed | blocked | done
+    kind: str
     shot: str | None = None
     job_id: str | None = None
     status: str | None = None
@@ -101,7 +111,8 @@ class EventSink(Protocol):
 @dataclass(frozen=True)
 class ShotOutcome:
     id: str
-    status: str  # unchanged | reused | rendered | deleted | failed | skipped
+    # unchanged | reused | rendered | collected | deleted | failed | blocked | not submitted
+    status: str
     job_id: str | None = None
     message: str = ""
 
@@ -109,8 +120,10 @@ class ShotOutcome:
 @dataclass
 class ApplyResult:
     outcomes: list[ShotOutcome] = field(default_factory=list)
-    credits_used: int = 0
-    credits_refunded: int = 0
+    credits_used: int = 0  # charged for jobs this apply submitted
+    credits_refunded: int = 0  # refunded for jobs this apply submitted
+    # refunds of jobs an earlier apply paid for (collected in this one): not this run's money
+    earlier_refunded: int = 0
     lock: Lockfile = field(default_factory=Lockfile)
 
     @property
@@ -118,8 +131,17 @@ class ApplyResult:
         return [o for o in self.outcomes if o.status == "failed"]
 
     @property
+    def blocked(self) -> list[ShotOutcome]:
+        return [o for o in self.outcomes if o.status in ("blocked", "not submitted")]
+
+    @property
+    def spent(self) -> int:
+        """Net credits of this apply's own jobs (never negative: a refund follows a charge)."""
+        return max(0, self.credits_used - self.credits_refunded)
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.blocked else 0
 
 
 class _Run:
@@ -132,12 +154,14 @@ class _Run:
         lock: Lockfile,
         lock_path: Path,
         cache: RenderCache,
+        files: Outputs,
         journal: Journal,
         backend: Backend,
         options: ApplyOptions,
         emit: EventSink,
     ) -> None:
         self.spec = spec
+        self.files = files
         self.plan = plan
         self.lock = lock
         self.lock_path = lock_path
@@ -164,6 +188,10 @@ class _Run:
         self.blocked: set[str] = set()  # keys that failed in a way that forbids a submit
         self.rerender: set[str] = set()  # remote reuses that render after all (shot ids)
         self.found_elsewhere: set[str] = set()  # keys another machine rendered meanwhile
+        # outputs whose bytes a reuse of this apply copies, and that could not be saved to
+        # the cache first: never written over (relpath -> the shot that needs them)
+        self.unsaved: dict[str, str] = {}
+        self.resumed: set[str] = set()  # keys whose job an earlier apply paid for
 
     # -- lock ---------------------------------------------------------------------------------
 
@@ -201,10 +229,37 @@ class _Run:
         except ValueError:
             return path.as_posix()
 
-    def copy_output(self, shot_id: str, record: CacheRecord) -> None:
-        """Copy a cached render to the shot's output path, verified (thread-safe)."""
-        target = self.output_path(shot_id)
-        atomic_copy(self.cache.object_path(record.sha256), target, expect_sha256=record.sha256)
+    def place(self, planned: PlannedShot, record: CacheRecord) -> _Failure | None:
+        """Copy a cached render to the shot's output file, verified, if that file may be
+        written (engine.outputs); the reason it was not, otherwise. Thread-safe."""
+        relpath = self.files.relpath_for(planned.id)
+        needed_by = self.unsaved.get(relpath)
+        if needed_by is not None:
+            return _Failure(
+                "blocked",
+                f"{relpath} holds the render that {needed_by!r} reuses, which could not be "
+                "saved to the cache first; it stays as it is. Free space in the cache "
+                "directory and apply again",
+            )
+        problem = write_problem(
+            self.files,
+            planned.id,
+            planned.locked,
+            record.sha256,
+            restore=self.options.restore_modified,
+        )
+        if problem is not None:
+            return _Failure("blocked", problem)
+        source = self.cache.object_path(record.sha256)
+        try:
+            atomic_copy(source, self.output_path(planned.id), expect_sha256=record.sha256)
+        except ValueError:
+            self.cache.drop(record.key)
+            source.unlink(missing_ok=True)
+            return _Failure("cache_corrupt", "the cached render was corrupt; apply again")
+        except OSError as exc:
+            return _Failure("write_failed", f"could not write {relpath}: {exc.strerror or exc}")
+        return None
 
     def lock_output(self, planned: PlannedShot, record: CacheRecord) -> None:
         """Record the shot's copied output in the lock."""
@@ -247,16 +302,21 @@ async def apply_plan(
     *,
     lock_path: Path,
     cache: RenderCache,
+    files: Outputs,
     journal: Journal,
     backend: Backend,
     options: ApplyOptions,
     emit: EventSink,
 ) -> ApplyResult:
     """Carry out `plan`. The caller holds the spec's apply lock."""
-    run = _Run(spec, plan, lock, lock_path, cache, journal, backend, options, emit)
-    resumable = {
-        key: item for key, item in journal.in_flight.items() if item.endpoint == backend.identity
-    }
+    run = _Run(spec, plan, lock, lock_path, cache, files, journal, backend, options, emit)
+    resumable: dict[str, InFlight] = {}
+    for key, item in journal.in_flight.items():
+        if item.belongs_to(backend.identity, backend.account):
+            resumable[key] = item
+        elif options.abandon_in_flight and any(p.key == key for p in plan.shots):
+            # The user gave up on the other key's job for this shot: it renders anew.
+            journal.abandoned(key)
     _check_spending(plan, resumable, options)
     try:
         _apply_local(run)
@@ -266,11 +326,10 @@ async def apply_plan(
         run.save_lock(force=True)
         if not journal.in_flight:
             journal.compact()
+    failed = len(run.result.failed) + len(run.result.blocked)
     emit(
         ApplyEvent(
-            "done",
-            message=f"{len(run.result.failed)} failed" if run.result.failed else "ok",
-            credits=run.result.credits_used - run.result.credits_refunded,
+            "done", message=f"{failed} not done" if failed else "ok", credits=run.result.spent
         )
     )
     return run.result
@@ -278,7 +337,9 @@ async def apply_plan(
 
 def _needs_render(planned: PlannedShot) -> bool:
     """Shots whose output comes from a render of this run (a new job or a resumed one)."""
-    if planned.spends:
+    if planned.blocked is not None:
+        return False
+    if planned.spends or planned.action is Action.COLLECT:
         return True
     return (
         planned.action is Action.REUSE
@@ -310,13 +371,18 @@ def _check_spending(plan: Plan, resumable: dict[str, InFlight], options: ApplyOp
 
 
 def _apply_local(run: _Run) -> None:
-    """Everything that needs no job: unchanged, reuse from cache or lock, delete. Shots go
-    upstream first, so a lock entry can name the output its frames come from."""
+    """Everything that needs no job: unchanged, reuse from cache or lock, delete, and the
+    shots apply must leave alone. Locked outputs that reuses copy are saved to the cache
+    first (`_stage`); then shots go upstream first, so a lock entry can name the output its
+    frames come from."""
+    _stage(run)
     by_id = {p.id: p for p in run.plan.shots}
     order = [s.id for s in storyboard_order([p.shot for p in run.plan.shots if p.shot])]
     order += [p.id for p in run.plan.shots if p.shot is None]
     for planned in (by_id[i] for i in order):
-        if planned.action is Action.UNCHANGED:
+        if planned.blocked is not None:
+            _leave_alone(run, planned)
+        elif planned.action is Action.UNCHANGED:
             locked = planned.locked
             run.outcome(planned.id, "unchanged", locked.job_id if locked else None)
             if locked is not None and locked.output is not None:
@@ -331,33 +397,102 @@ def _apply_local(run: _Run) -> None:
             if record is None and planned.id in run.rerender:
                 continue  # rendered with the jobs after all
             sha = None if record is None else record.sha256
-            run.final(planned.id, run.output_path(planned.id), sha)
+            run.final(planned.id, run.output_path(planned.id) if sha else None, sha)
     run.save_lock(force=True)
 
 
+def _stage(run: _Run) -> None:
+    """Read every locked output a reuse copies into the cache, before any output is written:
+    ids swapped, rotated or renumbered copy each other's files, and a copy must never land
+    on bytes a later copy still needs. A file that cannot be saved is never written over."""
+    for planned in run.plan.shots:
+        source = planned.source
+        if planned.action is not Action.REUSE or source is None or source.output is None:
+            continue
+        if source.kind != "lock" or run.cache.get(planned.key) is not None:
+            continue
+        if _adopt(run, planned, source.output, source.from_shot) is None:
+            run.unsaved.setdefault(source.output.path, planned.id)
+
+
+def _adopt(
+    run: _Run, planned: PlannedShot, output: OutputRecord, from_shot: str | None
+) -> CacheRecord | None:
+    """Make a locked output (verified against its digest) the cache's render of the key."""
+    source_entry = run.lock.shots.get(from_shot or "") or planned.locked
+    source = run.spec.project_dir / output.path
+    tmp = run.cache.tmp_dir / f"adopt-{uuid.uuid4().hex}.mp4"
+    try:
+        atomic_copy(source, tmp, expect_sha256=output.sha256)
+        run.cache.add_object(tmp, output.sha256)
+    except (OSError, ValueError):
+        tmp.unlink(missing_ok=True)
+        return None
+    record = CacheRecord(
+        key=planned.key,
+        sha256=output.sha256,
+        bytes=output.bytes,
+        job_id=(source_entry.job_id if source_entry else None) or "",
+        model=planned.shot.model if planned.shot else "",
+        credits_used=source_entry.credits_used if source_entry else 0,
+        credits_refunded=source_entry.credits_refunded if source_entry else 0,
+        duration=output.duration,
+        resolution=output.resolution,
+        created=time.time(),
+    )
+    run.cache.put(record)
+    return record
+
+
+def _leave_alone(run: _Run, planned: PlannedShot) -> None:
+    """A shot whose output apply may not write, or whose key renders under another API key.
+    Shots continuing it still get its frames when its render is in the cache."""
+    assert planned.blocked is not None
+    _blocked(run, planned, planned.blocked)
+    record = run.cache.get(planned.key) if planned.key else None
+    if record is not None:
+        run.final(planned.id, run.cache.object_path(record.sha256), record.sha256)
+    else:
+        run.final(planned.id, None, None)
+
+
+def _blocked(run: _Run, planned: PlannedShot, why: str) -> None:
+    run.outcome(planned.id, "blocked", None, why)
+    run.emit(ApplyEvent("blocked", planned.id, message=why))
+
+
 def _delete(run: _Run, planned: PlannedShot) -> None:
+    """Drop the shot from the lock; remove its file only when this lock placed it."""
     entry = planned.locked
+    kept = None
     if entry is not None and entry.output is not None:
+        kept = delete_problem(run.files, planned.id, entry)
         path = run.spec.project_dir / entry.output.path
-        if path.is_file() and path.resolve().is_relative_to(run.spec.project_dir):
-            path.unlink()
+        if kept is None and entry.output.path not in run.unsaved:
+            path.unlink(missing_ok=True)
     run.set_entry(planned.id, None)
-    run.outcome(planned.id, "deleted", entry.job_id if entry else None)
-    run.emit(ApplyEvent("delete", planned.id, message="removed from the lock and the outputs"))
+    run.outcome(planned.id, "deleted", entry.job_id if entry else None, kept or "")
+    message = (
+        "removed from the lock and the outputs"
+        if kept is None
+        else (f"removed from the lock; {kept}")
+    )
+    run.emit(ApplyEvent("delete", planned.id, message=message))
 
 
 def _reuse(run: _Run, planned: PlannedShot) -> CacheRecord | None:
     assert planned.shot is not None and planned.source is not None
-    record = run.cache.restore(planned.key, run.output_path(planned.id))
-    if record is None and planned.source.output is not None:
-        # The cache lacks it, but a locked output has those bytes: adopt it into the cache.
-        record = _record_from_locked(run, planned)
+    record = run.cache.fetch(planned.key)
     if record is None and _render_instead(run, planned):
         return None
     if record is None:
         # The cache entry vanished or was corrupt since planning: it must render after all.
         run.outcome(planned.id, "failed", None, "cached render missing or corrupt; run again")
         run.emit(ApplyEvent("failed", planned.id, message="cached render missing or corrupt"))
+        return None
+    problem = run.place(planned, record)
+    if problem is not None:
+        _record_failure(run, planned, problem)
         return None
     run.set_entry(
         planned.id, run.entry_for(planned.shot, planned.key, record, run.output_path(planned.id))
@@ -390,34 +525,6 @@ def _render_instead(run: _Run, planned: PlannedShot) -> bool:
     run.plan = replace(run.plan, shots=shots)
     run.rerender.add(planned.id)
     return True
-
-
-def _record_from_locked(run: _Run, planned: PlannedShot) -> CacheRecord | None:
-    assert planned.source is not None and planned.source.output is not None
-    output = planned.source.output
-    source_entry = run.lock.shots.get(planned.source.from_shot or "") or planned.locked
-    source = run.spec.project_dir / output.path
-    tmp = run.cache.tmp_dir / f"adopt-{uuid.uuid4().hex}.mp4"
-    try:
-        atomic_copy(source, tmp, expect_sha256=output.sha256)
-    except (OSError, ValueError):
-        tmp.unlink(missing_ok=True)
-        return None
-    run.cache.add_object(tmp, output.sha256)
-    record = CacheRecord(
-        key=planned.key,
-        sha256=output.sha256,
-        bytes=output.bytes,
-        job_id=(source_entry.job_id if source_entry else None) or "",
-        model=planned.shot.model if planned.shot else "",
-        credits_used=source_entry.credits_used if source_entry else 0,
-        credits_refunded=source_entry.credits_refunded if source_entry else 0,
-        duration=output.duration,
-        resolution=output.resolution,
-        created=time.time(),
-    )
-    run.cache.put(record)
-    return run.cache.restore(planned.key, run.output_path(planned.id))
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -469,6 +576,9 @@ class _Tracker:
     def observe(self, job: Job) -> None:
         """A polled job record: settle it when done, report a change of status otherwise."""
         if job.done:
+            if job.id in self.waiting and self.status.get(job.id) != job.status:
+                self.status[job.id] = job.status
+                self.on_status(job.id, job.status)  # e.g. completed: downloading next
             future = self.waiting.pop(job.id, None)
             if future is not None and not future.done():
                 future.set_result(job)
@@ -507,8 +617,26 @@ class _Tracker:
         return max(0.0, max(wake, last + self.floor) - now)
 
 
-_FATAL = (InvalidApiKey, InsufficientCredits)
+_FATAL = (InvalidApiKey, InsufficientCredits, ApiConnectionError)
+
+
+def _unreachable(base_url: str, exc: ApiConnectionError) -> ApiConnectionError:
+    """One message for a service that cannot be reached at all: where, and what to check."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return ApiConnectionError(
+        f"cannot reach the Tchavi API at {parts.hostname}:{port} ({exc.detail}), base URL "
+        f"{base_url}; nothing more was submitted, and the next apply collects the jobs already "
+        "submitted without paying again"
+    )
+
+
 MIN_POLL_INTERVAL = 0.1
+# Polls in a row (each already retried by the client) that found the service unreachable
+# before apply stops waiting and leaves the jobs to the next apply.
+POLL_UNREACHABLE_LIMIT = 3
 # While submits wait for the request budget, polls take at most this share of it: each
 # poll settles every job done by then, so rarer polls cost little time and leave the
 # budget to submits. With no submit waiting, polls may use all of it.
@@ -560,6 +688,7 @@ class _Renderer:
         assert item.job_id is not None
         self.run.renders[item.key] = asyncio.create_task(self._resume(item))
         self.run.render_owner[item.key] = item.shot
+        self.run.resumed.add(item.key)
 
     async def _resume(self, item: InFlight) -> CacheRecord | _Failure:
         assert item.job_id is not None
@@ -580,9 +709,13 @@ class _Renderer:
             try:
                 job_id = await self._submit(planned)
             except TchaviRenderError as exc:
+                if isinstance(exc, ApiConnectionError):
+                    exc = _unreachable(self.client.base_url, exc)
                 if isinstance(exc, _FATAL):
+                    # Every later submit would fail the same way: stop, and say it once.
                     self.run.stop_submitting = True
                     self.run.fatal = self.run.fatal or exc
+                    return _Failure("not_submitted", "an earlier error stopped every submit")
                 code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
                 return _Failure(code, str(exc))
             finally:
@@ -612,6 +745,9 @@ class _Renderer:
             return _Failure("not_submitted", "an earlier error stopped every submit")
         if run.options.max_credits is not None and run.committed + cost > run.options.max_credits:
             return _Failure("not_submitted", f"--max-credits {run.options.max_credits} reached")
+        if run.options.frozen:
+            # The plan had a job to collect for this key, and it turned out never created.
+            return _Failure("not_submitted", "--frozen forbids new jobs")
         # Local media may be uploaded to a bucket first: off the event loop, so polls go on.
         params = await asyncio.to_thread(shot.params, self._media_url)
         # One submit at a time, from intent to journaled job id: after a crash at most one
@@ -620,7 +756,9 @@ class _Renderer:
             if run.stop_submitting:
                 return _Failure("not_submitted", "an earlier error stopped every submit")
             failpoint("before-intent")
-            run.journal.intent(planned.key, planned.id, run.backend.identity, shot.model, cost)
+            run.journal.intent(
+                planned.key, planned.id, run.backend.identity, run.backend.account, shot.model, cost
+            )
             failpoint("before-submit")
             run.committed += cost
             try:
@@ -656,13 +794,45 @@ class _Renderer:
         run = self.run
         try:
             job = await self.tracker.watch(job_id)
-        except JobNotFound as exc:
-            run.journal.finished(key, job_id)
-            return _Failure("job_not_found", str(exc), job_id)
+        except ApiConnectionError:
+            message = (
+                f"job {job_id} is paid and still in the journal, but the service could not be "
+                "reached to follow it; the next apply collects it (no new job)"
+            )
+            return _Failure("unreachable", message, job_id)
+        except JobNotFound:
+            # Another API key cannot see the job, or the service lost it: either way it was
+            # paid for, so it is never forgotten unless the user says so.
+            if run.options.abandon_in_flight:
+                run.journal.abandoned(key)
+                message = (
+                    f"job {job_id} is not found under this API key; forgotten ({ABANDON_FLAG}), "
+                    "so the next apply renders the shot again"
+                )
+            else:
+                message = (
+                    f"job {job_id} is not found under this API key. It stays in the journal: "
+                    "if another key submitted it, apply with that key to collect it; if it is "
+                    f"gone, pass {ABANDON_FLAG} to forget it and render the shot again"
+                )
+            return _Failure("job_not_found", message, job_id)
         if job.status == "failed":
             error = job.error
-            run.result.credits_refunded += job.credits_refunded
-            run.committed -= job.credits_refunded
+            if key in run.resumed:
+                run.result.earlier_refunded += job.credits_refunded
+                run.emit(
+                    ApplyEvent(
+                        "refund",
+                        self.job_shot.get(job_id),
+                        job_id=job_id,
+                        message=f"job of an earlier apply failed; {job.credits_refunded} "
+                        "credits refunded",
+                        credits=job.credits_refunded,
+                    )
+                )
+            else:
+                run.result.credits_refunded += job.credits_refunded
+                run.committed -= job.credits_refunded
             run.journal.finished(key, job_id)
             return _Failure(
                 error.code if error else "upstream_error",
@@ -699,13 +869,15 @@ class _Renderer:
     def _media_url(self, media: Media) -> str:
         """The URL the service fetches a media item from; frames of other shots are cut
         from their verified outputs and served like local images."""
-        if isinstance(media, UrlMedia):
-            return media.url
-        if isinstance(media, LocalMedia):
-            return self.run.backend.media_url(media)
-        if isinstance(media, ShotFrame):
-            return self.run.backend.media_url(self._frame(media))
-        raise TypeError(f"unknown media {media!r}")
+        match media:
+            case UrlMedia():
+                return media.url
+            case LocalMedia():
+                return self.run.backend.media_url(media)
+            case ShotFrame():
+                return self.run.backend.media_url(self._frame(media))
+            case _:
+                assert_never(media)
 
     def _frame(self, frame: ShotFrame) -> LocalMedia:
         from tchavi_render.media import extract_frame, sha256_file
@@ -742,17 +914,28 @@ class _Renderer:
             if isinstance(outcome, _Failure):
                 _record_failure(run, planned, outcome)
                 return
-            await self.background(run.copy_output, planned.id, outcome)
+            problem = await self.background(run.place, planned, outcome)
+            if problem is not None:
+                _record_failure(run, planned, problem)
+                return
             run.lock_output(planned, outcome)
-            mine = run.render_owner.get(planned.key) == planned.id and planned.spends
+            mine = run.render_owner.get(planned.key) == planned.id
             mine = mine and planned.key not in run.found_elsewhere
-            run.outcome(planned.id, "rendered" if mine else "reused", outcome.job_id)
+            status = "reused"
+            if mine and planned.key in run.resumed:
+                status = "collected"  # paid by an earlier apply
+            elif mine and planned.spends:
+                status = "rendered"
+            run.outcome(planned.id, status, outcome.job_id)
             run.emit(
                 ApplyEvent(
-                    "rendered" if mine else "reuse",
+                    {"rendered": "rendered", "collected": "collected"}.get(status, "reuse"),
                     planned.id,
                     job_id=outcome.job_id,
-                    credits=outcome.credits_used if mine else 0,
+                    message="job of an earlier apply, already paid"
+                    if status == "collected"
+                    else "",
+                    credits=outcome.credits_used if status == "rendered" else 0,
                 )
             )
             run.final(planned.id, run.output_path(planned.id), outcome.sha256)
@@ -772,14 +955,13 @@ class _Renderer:
             await run.settled.setdefault(upstream, asyncio.Event()).wait()
         missing = [u for u in shot.upstream if u not in run.output_sha]
         if missing:
-            _record_failure(
-                run, planned, _Failure("upstream_failed", f"upstream shot {missing[0]!r} failed")
-            )
+            why = f"upstream shot {missing[0]!r} has no render to take a frame from (see its line)"
+            _record_failure(run, planned, _Failure("upstream_failed", why))
             return None
         key = shot_key(shot, run.output_sha, emulated=run.backend.name == "local")
         planned = replace(planned, key=key)
         if not planned.forced:
-            record = run.cache.restore(key, run.output_path(planned.id))
+            record = await asyncio.to_thread(run.cache.fetch, key)
             if record is not None:
                 return record
         return planned
@@ -790,6 +972,7 @@ class _Renderer:
         """One poller for every job: a list call reports up to 50 jobs, so requests per shot
         stay well under two however many jobs are in flight (schedule: `_Tracker`)."""
         run, tracker = self.run, self.tracker
+        unreachable = 0  # polls in a row that could not reach the service
         while True:
             if not tracker.waiting:
                 tracker.wakeup.clear()
@@ -811,8 +994,23 @@ class _Renderer:
                 for job_id in list(tracker.waiting):
                     tracker.fail(job_id, exc)
                 continue
+            except ApiConnectionError as exc:
+                # The client already retried with backoff: the service is gone for now. The
+                # jobs stay in the journal; the next apply collects them.
+                unreachable += 1
+                if unreachable >= POLL_UNREACHABLE_LIMIT:
+                    gone = _unreachable(self.client.base_url, exc)
+                    run.stop_submitting = True
+                    run.fatal = run.fatal or gone
+                    for job_id in list(tracker.waiting):
+                        tracker.fail(job_id, gone)
+                    unreachable = 0
+                    continue
+                run.emit(ApplyEvent("status", message=f"poll failed, will retry: {exc}"))
             except ApiError as exc:
                 run.emit(ApplyEvent("status", message=f"poll failed, will retry: {exc}"))
+            else:
+                unreachable = 0
             tracker.polled(started)
 
 
@@ -840,6 +1038,7 @@ async def _render(run: _Run, resumable: dict[str, InFlight]) -> None:
             await asyncio.gather(*shots)
             # Resumed jobs no shot wants any more still finish: they are paid, and cached.
             await asyncio.gather(*run.renders.values())
+            _report_orphans(run)
             if run.fatal is not None:
                 raise run.fatal
         finally:
@@ -847,6 +1046,22 @@ async def _render(run: _Run, resumable: dict[str, InFlight]) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             renderer.pool.shutdown(wait=True)
+
+
+def _report_orphans(run: _Run) -> None:
+    """Say what became of jobs an earlier apply paid for that no shot of the plan wants."""
+    wanted = {p.key for p in run.plan.shots if p.key}
+    for key in sorted(run.resumed - wanted):
+        task = run.renders.get(key)
+        if task is None or task.cancelled():
+            continue
+        outcome = task.result()
+        shot = run.render_owner.get(key)
+        if isinstance(outcome, CacheRecord):
+            message = "job of an earlier apply, already paid: its render is in the cache"
+            run.emit(ApplyEvent("collected", shot, job_id=outcome.job_id, message=message))
+        elif outcome.job is None:  # a failed job's refund was reported as it came
+            run.emit(ApplyEvent("status", shot, job_id=outcome.job_id, message=outcome.message))
 
 
 async def _recover_submits(
@@ -891,6 +1106,13 @@ async def _recover_submits(
 def _record_failure(run: _Run, planned: PlannedShot, failure: _Failure) -> None:
     """Report a shot that got no video; a failed job (refunded) is kept in its lock entry,
     beside the earlier render when there is one."""
+    if failure.code == "blocked":
+        _blocked(run, planned, failure.message)
+        return
+    if failure.code == "not_submitted":
+        # One cause stopped every submit; it is said once, not once per shot.
+        run.outcome(planned.id, "not submitted", None, failure.message)
+        return
     message = f"{failure.code}: {failure.message}"
     run.outcome(planned.id, "failed", failure.job_id, message)
     run.emit(ApplyEvent("failed", planned.id, job_id=failure.job_id, message=message))

@@ -3,24 +3,73 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from tchavi_render.api.account import account_fingerprint, api_key_from_env, configured_base_url
 from tchavi_render.engine.apply import Backend
 from tchavi_render.engine.remote import RemoteCache, local_media_problem
-from tchavi_render.errors import InvalidApiKey, TchaviRenderError
+from tchavi_render.errors import TchaviRenderError
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia
 
-__all__ = ["BACKENDS", "DEFAULT_BASE_URL", "LOCAL_API_KEY", "local_media_problem", "open_backend"]
+__all__ = [
+    "BACKENDS",
+    "LOCAL_API_KEY",
+    "Identity",
+    "backend_identity",
+    "local_data_dir",
+    "local_media_problem",
+    "open_backend",
+    "require_api_key",
+]
 
 BACKENDS = ("local", "tchavi")
-DEFAULT_BASE_URL = "https://tchavi.com/api/v1"
 # The embedded emulator's account. It is not a secret: it only opens a loopback server.
 LOCAL_API_KEY = "sk-tch_local-backend"
 # The local backend is free; its account starts with enough credits for any storyboard,
 # and still bills every job so the lock shows what the real service would charge.
 LOCAL_CREDITS = 10**12
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where jobs of a backend live and whose they are, as the journal records them."""
+
+    endpoint: str  # stable across runs (the local backend's port changes, its data dir not)
+    account: str | None  # the API key's fingerprint; None when no key is set
+
+
+def local_data_dir(spec_path: Path, cache_dir: Path) -> Path:
+    """The embedded emulator's data dir for one spec: its own, so that two specs (two folders,
+    or two specs in one folder) render side by side without sharing one emulator's state."""
+    resolved = spec_path.resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8")).hexdigest()[:12]
+    return cache_dir / "local-backend" / f"{resolved.stem}-{digest}"
+
+
+def backend_identity(
+    name: str, cache_dir: Path, spec_path: Path, base_url: str | None = None
+) -> Identity:
+    """The identity `open_backend` would give, without starting anything (plan uses it)."""
+    if name == "local":
+        data_dir = local_data_dir(spec_path, cache_dir)
+        return Identity(f"local:{data_dir}", account_fingerprint(LOCAL_API_KEY))
+    key = api_key_from_env()
+    return Identity(
+        f"tchavi:{configured_base_url(base_url)}", account_fingerprint(key) if key else None
+    )
+
+
+def require_api_key(name: str) -> None:
+    """The tchavi backend needs TCHAVI_API_KEY: say so before planning, not after."""
+    if name == "tchavi" and not api_key_from_env():
+        raise TchaviRenderError(
+            "TCHAVI_API_KEY is not set: the tchavi backend needs an API key. "
+            "Set one (export TCHAVI_API_KEY=sk-tch_...), or render on the embedded emulator "
+            "with --backend local"
+        )
 
 
 @contextlib.contextmanager
@@ -40,16 +89,18 @@ def open_backend(
     if name == "local":
         from tchavi_render.emulator import EmulatorConfig, running_emulator
 
-        data_dir = cache_dir / "local-backend"
+        data_dir = local_data_dir(spec.path, cache_dir)
         # Renders on this machine: no network, so no limit per address.
         config = EmulatorConfig(
             data_dir=data_dir, credits=LOCAL_CREDITS, api_key=LOCAL_API_KEY, ip_rpm=None
         )
         with running_emulator(config) as emu:
             url = emu.base_url
+            identity = backend_identity("local", cache_dir, spec.path)
             yield Backend(
                 name="local",
-                identity=f"local:{data_dir}",
+                identity=identity.endpoint,
+                account=identity.account or "",
                 make_client=lambda: AsyncTchaviClient(
                     api_key=LOCAL_API_KEY, base_url=url, max_rpm=max_rpm
                 ),
@@ -58,22 +109,21 @@ def open_backend(
         return
     if name != "tchavi":
         raise TchaviRenderError(f"unknown backend {name!r}; use one of: {', '.join(BACKENDS)}")
-    key = os.environ.get("TCHAVI_API_KEY", "").strip()
-    if not key:
-        raise InvalidApiKey(
-            "TCHAVI_API_KEY is not set; the tchavi backend needs an API key", status=None
-        )
+    require_api_key(name)
+    key = api_key_from_env()
     problem = None if remote is not None else local_media_problem(spec)
     if problem:
         raise TchaviRenderError(problem)
-    url = (base_url or os.environ.get("TCHAVI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    url = configured_base_url(base_url)
+    identity = backend_identity(name, cache_dir, spec.path, base_url)
 
     def no_local(media: LocalMedia) -> str:
         raise TchaviRenderError(f"{media.relpath}: local files cannot be sent to the service")
 
     yield Backend(
         name="tchavi",
-        identity=f"tchavi:{url}",
+        identity=identity.endpoint,
+        account=identity.account or "",
         make_client=lambda: AsyncTchaviClient(api_key=key, base_url=url, max_rpm=max_rpm),
         media_url=no_local if remote is None else remote.media_url,
     )

@@ -137,6 +137,13 @@ class RenderCache:
     def has(self, key: str) -> bool:
         return self.get(key) is not None
 
+    def has_object(self, sha256: str) -> bool:
+        """The store keeps a file of these bytes (by name and a non-empty size)."""
+        try:
+            return self.object_path(sha256).stat().st_size > 0
+        except OSError:
+            return False
+
     def put(self, record: CacheRecord) -> None:
         self.index.set(record.key, record.to_json())
 
@@ -148,13 +155,18 @@ class RenderCache:
         """
         return None
 
+    def fetch(self, key: str) -> CacheRecord | None:
+        """The record of `key` with its file in this cache (a remote layer downloads it
+        first); the file's bytes are verified by whoever copies them out."""
+        return self.get(key)
+
     def restore(self, key: str, target: Path) -> CacheRecord | None:
         """Copy the cached render of `key` to `target` after verifying its sha256.
 
         A file whose bytes no longer match is corrupt: it and its record are dropped, and
         None is returned so the caller renders again.
         """
-        record = self.get(key)
+        record = self.fetch(key)
         if record is None:
             return None
         source = self.object_path(record.sha256)

@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from tchavi_render.api.models import did_you_mean
 from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
+from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
 from tchavi_render.engine.pricing import estimate_credits
+from tchavi_render.errors import NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, Shot
 
 __all__ = [
+    "ABANDON_FLAG",
     "Action",
     "FieldChange",
+    "InFlightJob",
     "Plan",
     "PlannedShot",
     "ReuseSource",
@@ -36,9 +41,11 @@ class Action(StrEnum):
     CREATE = "create"
     REPLACE = "replace"
     DELETE = "delete"
+    COLLECT = "collect"  # a job an earlier apply paid for is still rendering: collect it
 
 
 SPENDING = frozenset({Action.CREATE, Action.REPLACE})
+ABANDON_FLAG = "--abandon-in-flight"
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,15 @@ class ReuseSource:
 
 
 @dataclass(frozen=True)
+class InFlightJob:
+    """A job the journal says an earlier apply submitted and did not finish."""
+
+    shot: str  # the shot it was submitted for
+    job_id: str | None  # None: the submit was interrupted before its job id was known
+    ours: bool  # submitted on this service with this API key: apply collects it
+
+
+@dataclass(frozen=True)
 class PlannedShot:
     id: str
     action: Action
@@ -82,10 +98,13 @@ class PlannedShot:
     source: ReuseSource | None = None
     locked: LockEntry | None = None  # what the lock had for this id
     forced: bool = False  # --replace: render anew even if a render is cached
+    # why apply must leave this shot alone (its output file is not ours to write, or its
+    # key is in flight under another API key); None when it goes ahead
+    blocked: str | None = None
 
     @property
     def spends(self) -> bool:
-        return self.action in SPENDING
+        return self.action in SPENDING and self.blocked is None
 
     @property
     def pending(self) -> bool:
@@ -93,13 +112,16 @@ class PlannedShot:
         return not self.key and self.action is not Action.DELETE
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "action": self.action.value,
             "key": self.key or None,
             "estimated_credits": self.estimated_credits,
             "reasons": list(self.reasons),
         }
+        if self.blocked is not None:
+            out["blocked"] = self.blocked
+        return out
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,8 @@ class Summary:
     unchanged: int
     delete: int
     estimated_credits: int
+    collect: int = 0  # jobs already paid for, still rendering (shots and orphans)
+    blocked: int = 0  # shots apply leaves alone (counted in no action above)
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -118,6 +142,8 @@ class Summary:
             "reuse": self.reuse,
             "unchanged": self.unchanged,
             "delete": self.delete,
+            "collect": self.collect,
+            "blocked": self.blocked,
             "estimated_credits": self.estimated_credits,
         }
 
@@ -127,13 +153,21 @@ class Plan:
     shots: tuple[PlannedShot, ...]  # storyboard order, deletes last (sorted by id)
     targets: tuple[str, ...] = ()
     forced: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    # paid jobs still rendering that no shot of the spec asks for any more: apply collects
+    # them into the cache all the same
+    orphans: tuple[InFlightJob, ...] = ()
+    # jobs in flight under another API key or service: apply leaves them for that key
+    foreign: tuple[InFlightJob, ...] = ()
 
     @property
     def summary(self) -> Summary:
         counts = {a: 0 for a in Action}
+        blocked = 0
         for planned in self.shots:
-            counts[planned.action] += 1
+            if planned.blocked is not None:
+                blocked += 1
+            else:
+                counts[planned.action] += 1
         return Summary(
             create=counts[Action.CREATE],
             replace=counts[Action.REPLACE],
@@ -141,11 +175,13 @@ class Plan:
             unchanged=counts[Action.UNCHANGED],
             delete=counts[Action.DELETE],
             estimated_credits=sum(p.estimated_credits for p in self.shots),
+            collect=counts[Action.COLLECT] + len(self.orphans),
+            blocked=blocked,
         )
 
     @property
     def has_changes(self) -> bool:
-        return any(p.action is not Action.UNCHANGED for p in self.shots)
+        return bool(self.orphans) or any(p.action is not Action.UNCHANGED for p in self.shots)
 
     @property
     def spending(self) -> tuple[PlannedShot, ...]:
@@ -269,59 +305,67 @@ def make_plan(
     lock: Lockfile,
     *,
     cached: Callable[[str], str | None],
-    output_intact: Callable[[OutputRecord], bool],
+    files: Outputs,
     targets: Sequence[str] = (),
     force_replace: Sequence[str] = (),
     emulated: bool = False,
     remote: Callable[[str], str | None] | None = None,
+    in_flight: Mapping[str, InFlightJob] | None = None,
+    restore_modified: bool = False,
+    abandon_in_flight: bool = False,
 ) -> Plan:
-    """Compare the spec with the lock and the cache.
+    """Compare the spec with the lock, the output files, the cache and the journal.
 
-    `cached(key)` gives the sha256 of the cached render of that key, or None;
-    `output_intact(record)` says whether a locked output file is present with its digest.
-    Neither may touch the network. `remote(key)` gives the sha256 of the remote cache's
-    trusted render of that key, or None: it is asked only for shots that would otherwise
-    need a job, and only reads. `targets` (globs) limit the plan to matching shots and
-    the shots they continue; `force_replace` (globs) forces a new render of matching shots.
-    `emulated`: the plan is for the local backend, whose renders are keyed apart.
+    `cached(key)` gives the sha256 of the cached render of that key, or None; `files`
+    tells what is at the output paths (and whose it is). Neither may touch the network.
+    `remote(key)` gives the sha256 of the remote cache's trusted render of that key, or
+    None: it is asked only for shots that would otherwise need a job, and only reads.
+    `in_flight` maps keys to the jobs an earlier apply submitted and did not finish.
+    `targets` (globs) limit the plan to matching shots and the shots they continue;
+    `force_replace` (globs) forces a new render of matching shots; a glob that matches no
+    shot is an error (NoSuchShot). `emulated`: the plan is for the local backend, whose
+    renders are keyed apart. `restore_modified`: outputs modified by hand (or placed by no
+    lock) may be overwritten. `abandon_in_flight`: keys in flight under another API key
+    are rendered again with this one.
     A shot that continues a shot rendered in this run has no key until that render exists:
     it is planned as a render (`pending`), and apply decides once the frame is known.
     """
-    warnings: list[str] = []
     known = [s.id for s in spec.shots] + list(lock.shots)
-    for pattern in (*targets, *force_replace):
-        if not any(fnmatch.fnmatchcase(i, pattern) for i in known):
-            warnings.append(f"no shot matches {pattern!r}")
+    for flag, patterns in (("--target", targets), ("--replace", force_replace)):
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(i, pattern) for i in known):
+                raise NoSuchShot(
+                    f"{flag} {pattern!r} matches no shot of {spec.path.name} or its lock."
+                    f"{did_you_mean(pattern, known)} Check the id, or quote a glob"
+                )
     selected = {s.id for s in spec.shots if not targets or matches(s.id, targets)}
     selected = upstream_closure(spec.shots, selected)
+    flights = dict(in_flight or {})
 
+    context = _Context(
+        lock=lock,
+        cached=cached,
+        files=files,
+        remote=remote,
+        flights=flights,
+        restore=restore_modified,
+        abandon=abandon_in_flight,
+    )
     decided: dict[str, PlannedShot] = {}
-    outputs: dict[str, str] = {}  # shot id -> output sha256 known before apply
-    submitting: dict[str, str] = {}  # key -> first shot of this run that renders it
     for shot in storyboard_order(spec.shots):
         if shot.id not in selected:
             continue
         forced = matches(shot.id, force_replace)
         try:
-            key = shot_key(shot, outputs, emulated=emulated)
+            key = shot_key(shot, context.outputs, emulated=emulated)
         except UpstreamUnknown as unknown:
-            decided[shot.id] = _pending(shot, lock, str(unknown), forced)
+            decided[shot.id] = _pending(shot, context, str(unknown), forced)
             continue
-        planned = _plan_shot(
-            shot,
-            key,
-            lock,
-            upstream=outputs,
-            cached=cached,
-            output_intact=output_intact,
-            forced=forced,
-            submitting=submitting,
-            remote=remote,
-        )
+        planned = _plan_shot(shot, key, context, forced=forced)
         decided[shot.id] = planned
         known_output = _known_output(planned, cached, remote)
         if known_output is not None:
-            outputs[shot.id] = known_output
+            context.outputs[shot.id] = known_output
     planned_shots = [decided[s.id] for s in spec.shots if s.id in decided]
 
     spec_ids = {s.id for s in spec.shots}
@@ -329,22 +373,43 @@ def make_plan(
         if targets and not matches(shot_id, targets):
             continue
         entry = lock.shots[shot_id]
+        kept = delete_problem(files, shot_id, entry)
+        why = "no longer in the spec; its file goes, the cache keeps the render"
+        if kept is not None:
+            why = f"no longer in the spec; {kept}"
         planned_shots.append(
             PlannedShot(
                 id=shot_id,
                 action=Action.DELETE,
                 key=entry.key,
                 estimated_credits=0,
-                reasons=("no longer in the spec; its file goes, the cache keeps the render",),
+                reasons=(why,),
                 locked=entry,
             )
         )
+    wanted = {p.key for p in planned_shots if p.key}
     return Plan(
         shots=tuple(planned_shots),
         targets=tuple(targets),
         forced=tuple(force_replace),
-        warnings=tuple(warnings),
+        orphans=tuple(j for k, j in flights.items() if j.ours and k not in wanted),
+        foreign=tuple(j for j in flights.values() if not j.ours),
     )
+
+
+@dataclass
+class _Context:
+    """What planning one shot reads, and what the shots planned so far decided."""
+
+    lock: Lockfile
+    cached: Callable[[str], str | None]
+    files: Outputs
+    remote: Callable[[str], str | None] | None
+    flights: Mapping[str, InFlightJob]
+    restore: bool
+    abandon: bool
+    outputs: dict[str, str] = field(default_factory=dict)  # shot id -> output sha256 known
+    submitting: dict[str, str] = field(default_factory=dict)  # key -> first shot rendering it
 
 
 def _known_output(
@@ -352,7 +417,8 @@ def _known_output(
     cached: Callable[[str], str | None],
     remote: Callable[[str], str | None] | None = None,
 ) -> str | None:
-    """The sha256 this shot's output will have after apply, when it is known now."""
+    """The sha256 this shot's render will have after apply, when it is known now (a shot
+    whose file apply may not write still has it: in the cache, where frames are cut from)."""
     if planned.action is Action.UNCHANGED and planned.locked and planned.locked.output:
         return planned.locked.output.sha256
     if planned.action is Action.REUSE and planned.source is not None:
@@ -365,46 +431,43 @@ def _known_output(
     return None
 
 
-def _pending(shot: Shot, lock: Lockfile, upstream: str, forced: bool) -> PlannedShot:
+def _pending(shot: Shot, ctx: _Context, upstream: str, forced: bool) -> PlannedShot:
     """A shot continuing `upstream`, which renders in this run: its key waits for it."""
-    entry = lock.shots.get(shot.id)
+    entry = ctx.lock.shots.get(shot.id)
     action = Action.REPLACE if entry is not None and entry.rendered else Action.CREATE
+    blocked = write_problem(ctx.files, shot.id, entry, None, restore=ctx.restore)
     return PlannedShot(
         id=shot.id,
         action=action,
         key="",
-        estimated_credits=estimate_credits(shot.resolution, shot.duration),
+        estimated_credits=0 if blocked else estimate_credits(shot.resolution, shot.duration),
         reasons=(f"upstream {upstream!r} renders in this run; this shot renders after it",),
         shot=shot,
         locked=entry,
         forced=forced,
+        blocked=blocked,
     )
 
 
-def _plan_shot(
-    shot: Shot,
-    key: str,
-    lock: Lockfile,
-    *,
-    upstream: Mapping[str, str],
-    cached: Callable[[str], str | None],
-    output_intact: Callable[[OutputRecord], bool],
-    forced: bool,
-    submitting: dict[str, str],
-    remote: Callable[[str], str | None] | None = None,
-) -> PlannedShot:
+def _plan_shot(shot: Shot, key: str, ctx: _Context, *, forced: bool) -> PlannedShot:
+    lock, files = ctx.lock, ctx.files
     entry = lock.shots.get(shot.id)
     cost = estimate_credits(shot.resolution, shot.duration)
+    target = files.relpath_for(shot.id)
 
     def planned(
         action: Action,
         reasons: Iterable[str],
         changes: tuple[FieldChange, ...] = (),
         source: ReuseSource | None = None,
+        placing: str | None = None,
+        blocked: str | None = None,
     ) -> PlannedShot:
-        spends = action in SPENDING
-        if spends:
-            submitting.setdefault(key, shot.id)
+        if blocked is None and action is not Action.UNCHANGED:
+            blocked = write_problem(files, shot.id, entry, placing, restore=ctx.restore)
+        spends = action in SPENDING and blocked is None
+        if (spends or action is Action.COLLECT) and blocked is None:
+            ctx.submitting.setdefault(key, shot.id)
         return PlannedShot(
             id=shot.id,
             action=action,
@@ -416,39 +479,59 @@ def _plan_shot(
             source=source,
             locked=entry,
             forced=forced,
+            blocked=blocked,
         )
 
-    same_key = entry is not None and entry.key == key and entry.rendered
+    same_key = entry is not None and entry.key == key and entry.output is not None
+    locked_output = entry.output if entry is not None else None
     if forced:
         action = Action.CREATE if entry is None else Action.REPLACE
         return planned(action, ["forced by --replace; the earlier take stays cached"])
-    if same_key and entry is not None and entry.output and output_intact(entry.output):
+    in_place = same_key and locked_output is not None and locked_output.path == target
+    if in_place and locked_output is not None and files.sha256(target) == locked_output.sha256:
         return planned(Action.UNCHANGED, ["up to date"])
     changes: tuple[FieldChange, ...] = ()
     if entry is not None and not same_key and entry.request:
-        changes = field_changes(entry.request, key_request(shot, upstream))
+        changes = field_changes(entry.request, key_request(shot, ctx.outputs))
+    if not same_key:
+        why_here: list[str] = []
+    elif not in_place and locked_output is not None:
+        why_here = [f"output_dir changed: its render moves from {locked_output.path}"]
+    elif files.exists(target):
+        why_here = [f"{target} was modified by hand"]
+    else:
+        why_here = [f"{target} is missing"]
 
     # Another shot of this run already renders this key: share its render.
-    if key in submitting:
-        first = submitting[key]
+    if key in ctx.submitting:
+        first = ctx.submitting[key]
         return planned(
             Action.REUSE,
             [f"same request as {first!r}, rendered once in this run", *_describe(changes)],
             changes,
             ReuseSource("run", key, from_shot=first),
         )
-    if cached(key) is not None:
+    cached_sha = ctx.cached(key)
+    if cached_sha is not None:
         why = (
-            "output file missing or modified; restored from the cache"
-            if same_key
+            f"{why_here[0]}; restored from the cache"
+            if why_here
             else ("rendered before; restored from the cache")
         )
-        return planned(Action.REUSE, [why, *_describe(changes)], changes, ReuseSource("cache", key))
+        return planned(
+            Action.REUSE,
+            [why, *_describe(changes)],
+            changes,
+            ReuseSource("cache", key),
+            placing=cached_sha,
+        )
     for other_id, other in lock.entries_with_key(key):
-        if other.output is not None and output_intact(other.output):
+        if other.output is not None and files.sha256(other.output.path) == other.output.sha256:
             why = (
                 f"same request as locked shot {other_id!r}; its output is copied"
                 if other_id != shot.id
+                else f"{why_here[0]}; copied from its locked output"
+                if why_here
                 else "restored from its locked output"
             )
             return planned(
@@ -456,25 +539,46 @@ def _plan_shot(
                 [why, *_describe(changes)],
                 changes,
                 ReuseSource("lock", key, from_shot=other_id, output=other.output),
+                placing=other.output.sha256,
             )
-    if remote is not None and remote(key) is not None:
+    flight = ctx.flights.get(key)
+    if flight is not None and flight.ours:
+        job = f"job {flight.job_id}" if flight.job_id else "a job whose submit was interrupted"
+        return planned(
+            Action.COLLECT,
+            [f"already paid: {job} of an earlier apply is still rendering; apply collects it"],
+            changes,
+        )
+    remote_sha = ctx.remote(key) if ctx.remote is not None else None
+    if remote_sha is not None:
         return planned(
             Action.REUSE,
             ["in the remote cache", *_describe(changes)],
             changes,
             ReuseSource("remote", key),
+            placing=remote_sha,
+        )
+    blocked = None
+    if flight is not None and not ctx.abandon:
+        job = f"job {flight.job_id}" if flight.job_id else "a job whose submit was interrupted"
+        blocked = (
+            f"{job} renders it under another API key or service; apply with that key collects "
+            f"it (pass {ABANDON_FLAG} to render it again with this key)"
         )
     if entry is None:
-        return planned(Action.CREATE, ["new shot"])
+        return planned(Action.CREATE, ["new shot"], blocked=blocked)
     if not entry.rendered and entry.failed is not None:
         return planned(
             Action.CREATE,
             [f"the last attempt failed (job {entry.failed.job_id}: {entry.failed.code})"],
             changes,
+            blocked=blocked,
         )
     if same_key:
-        return planned(Action.REPLACE, ["output file missing or modified, and not in the cache"])
-    return planned(Action.REPLACE, _describe(changes) or ["request changed"], changes)
+        return planned(Action.REPLACE, [f"{why_here[0]}, and not in the cache"], blocked=blocked)
+    return planned(
+        Action.REPLACE, _describe(changes) or ["request changed"], changes, blocked=blocked
+    )
 
 
 def _describe(changes: tuple[FieldChange, ...]) -> list[str]:

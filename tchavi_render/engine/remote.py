@@ -532,10 +532,10 @@ class LayeredCache(RenderCache):
         self._pool: ThreadPoolExecutor | None = None
         self._uploads: list[Future[None]] = []
 
-    def restore(self, key: str, target: Path) -> CacheRecord | None:
-        record = super().restore(key, target)
-        if record is None and self._fetch(key, fresh=False) is not None:
-            record = super().restore(key, target)
+    def fetch(self, key: str) -> CacheRecord | None:
+        record = super().fetch(key)
+        if record is None:
+            record = self._fetch(key, fresh=False)
         return record
 
     def pull(self, key: str) -> CacheRecord | None:

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tchavi_render.engine.backends import backend_identity
 from tchavi_render.engine.cache import RenderCache
-from tchavi_render.engine.lock import Lockfile, OutputRecord, lock_path_for, read_lock
-from tchavi_render.engine.plan import Plan, make_plan
+from tchavi_render.engine.journal import Journal, journal_path_for
+from tchavi_render.engine.lock import Lockfile, lock_path_for, read_lock
+from tchavi_render.engine.outputs import OutputFiles
+from tchavi_render.engine.plan import InFlightJob, Plan, make_plan
 from tchavi_render.engine.remote import LayeredCache, RemoteCache, check_media_hosting, open_remote
 from tchavi_render.errors import PlanStale, TchaviRenderError
 from tchavi_render.media import MediaIndex
@@ -41,6 +44,8 @@ class PlanRequest:
     var_files: tuple[Path, ...] = ()
     targets: tuple[str, ...] = ()
     force_replace: tuple[str, ...] = ()
+    restore_modified: bool = False  # outputs modified by hand may be overwritten
+    abandon_in_flight: bool = False  # jobs in flight under another API key are given up
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Workspace:
     lock: Lockfile
     cache: RenderCache
     media: MediaIndex
+    cache_dir: Path
+    files: OutputFiles
     remote: RemoteCache | None = None  # the shared bucket, when one is configured
 
     def close(self) -> None:
@@ -62,16 +69,6 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def output_intact(self, record: OutputRecord) -> bool:
-        """Is the locked output present with its digest? The stat memo spares a re-read."""
-        path = self.spec.project_dir / record.path
-        try:
-            if path.stat().st_size != record.bytes:
-                return False
-            return self.media.sha256(path) == record.sha256
-        except OSError:
-            return False
 
     def cached_output(self, key: str) -> str | None:
         record = self.cache.get(key)
@@ -87,22 +84,42 @@ class Workspace:
         be sent: the tchavi backend needs a bucket to host them."""
         check_media_hosting(self.spec, backend or self.spec.backend, self.remote)
 
-    def plan(self, backend: str | None = None) -> Plan:
+    def journal(self) -> Journal:
+        return Journal(journal_path_for(self.spec.path))
+
+    def in_flight(
+        self, backend: str | None = None, base_url: str | None = None
+    ) -> dict[str, InFlightJob]:
+        """The jobs an earlier apply left running, by key; `ours` when this backend and API
+        key can collect them."""
+        identity = backend_identity(
+            backend or self.spec.backend, self.cache_dir, self.spec.path, base_url
+        )
+        return {
+            key: InFlightJob(
+                shot=item.shot,
+                job_id=item.job_id,
+                ours=item.belongs_to(identity.endpoint, identity.account),
+            )
+            for key, item in self.journal().in_flight.items()
+        }
+
+    def plan(self, backend: str | None = None, base_url: str | None = None) -> Plan:
         """The plan for rendering with `backend` (default: the spec's); the local backend's
         renders are keyed apart from the real service's."""
         return make_plan(
             self.spec,
             self.lock,
             cached=self.cached_output,
-            output_intact=self.output_intact,
+            files=self.files,
             targets=self.request.targets,
             force_replace=self.request.force_replace,
             remote=self.remote_output if self.remote is not None else None,
             emulated=(backend or self.spec.backend) == "local",
+            in_flight=self.in_flight(backend, base_url),
+            restore_modified=self.request.restore_modified,
+            abandon_in_flight=self.request.abandon_in_flight,
         )
-
-    def reload_lock(self) -> None:
-        self.lock = read_lock(self.lock_path)
 
 
 def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
@@ -123,13 +140,23 @@ def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
     )
     lock_path = lock_path_for(spec.path)
     remote = open_remote(spec.cache)
+    cache = RenderCache(cache_dir) if remote is None else LayeredCache(cache_dir, remote)
+    files = OutputFiles(
+        project_dir=spec.project_dir,
+        output_dir=spec.output_dir,
+        lock_path=lock_path,
+        media=media,
+        has_object=cache.has_object,
+    )
     return Workspace(
         request=request,
         spec=spec,
         lock_path=lock_path,
         lock=read_lock(lock_path),
-        cache=RenderCache(cache_dir) if remote is None else LayeredCache(cache_dir, remote),
+        cache=cache,
         media=media,
+        cache_dir=cache_dir,
+        files=files,
         remote=remote,
     )
 
@@ -151,6 +178,8 @@ def write_planfile(path: Path, ws: Workspace, plan: Plan) -> None:
         "var_files": [str(p.resolve()) for p in ws.request.var_files],
         "targets": list(ws.request.targets),
         "replace": list(ws.request.force_replace),
+        "restore_modified": ws.request.restore_modified,
+        "abandon_in_flight": ws.request.abandon_in_flight,
         "lock_sha256": _file_sha256(ws.lock_path),
         **plan.as_json(),
     }
@@ -177,6 +206,8 @@ def read_planfile(path: Path) -> tuple[PlanRequest, dict[str, Any]]:
             var_files=tuple(Path(p) for p in doc["var_files"]),
             targets=tuple(doc["targets"]),
             force_replace=tuple(doc["replace"]),
+            restore_modified=bool(doc.get("restore_modified", False)),
+            abandon_in_flight=bool(doc.get("abandon_in_flight", False)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TchaviRenderError(f"{path}: not a readable saved plan ({exc})") from None

@@ -42,9 +42,11 @@ class Project:
         path.write_text(text)
         return path
 
+    api_key: str = API_KEY
+
     def env(self) -> dict[str, str]:
         return {
-            "TCHAVI_API_KEY": API_KEY,
+            "TCHAVI_API_KEY": self.api_key,
             "TCHAVI_BASE_URL": self.emulator.base_url,
             "TCHAVI_RENDER_CACHE_DIR": str(self.cache_dir),
         }

@@ -44,8 +44,10 @@ def decoded_seconds(path: Path) -> float:
 
 def test_first_apply_renders_every_shot_and_writes_the_lock(project: Project) -> None:
     project.write(SPEC)
+    assert "3 to collect (already paid)" in project.run("plan").output
     result = project.apply()
-    assert "3 rendered" in result.output
+    # Paid by the killed apply: collected, and not counted as this apply's spending.
+    assert "Apply complete: 3 collected. Credits spent: 0." in result.output
     assert len(project.jobs()) == 3
     lock = yaml.safe_load(project.lock.read_text())
     assert lock["version"] == 1
@@ -167,8 +169,10 @@ def test_plan_json_and_markdown_formats(project: Project) -> None:
         "create": 3,
         "replace": 0,
         "reuse": 0,
+        "collect": 0,
         "unchanged": 0,
         "delete": 0,
+        "blocked": 0,
         "estimated_credits": 780,
     }
     assert set(doc["shots"][0]) == {"id", "action", "key", "estimated_credits", "reasons"}
@@ -256,8 +260,10 @@ def test_a_killed_apply_resumes_without_paying_twice(project_factory: object) ->
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert len(project.jobs()) == 3
+    assert "3 to collect (already paid)" in project.run("plan").output
     result = project.apply()
-    assert "3 rendered" in result.output
+    # Paid by the killed apply: collected, and not counted as this apply's spending.
+    assert "Apply complete: 3 collected. Credits spent: 0." in result.output
     assert len(project.jobs()) == 3
     assert Journal(journal).in_flight == {}
     lock = yaml.safe_load(project.lock.read_text())

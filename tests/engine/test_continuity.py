@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tchavi_render.cli.main import cli
 from tchavi_render.emulator import EmulatorConfig, running_emulator
+from tchavi_render.engine.backends import local_data_dir
 
 # Listed downstream first: apply must still render in dependency order.
 CHAIN = """\
@@ -51,7 +52,8 @@ class Chain:
         return {s["id"]: s for s in doc["shots"]}
 
     def jobs(self) -> list[dict[str, Any]]:
-        with running_emulator(EmulatorConfig(data_dir=self.cache / "local-backend")) as emu:
+        data_dir = local_data_dir(self.root / "tchavi.yaml", self.cache)
+        with running_emulator(EmulatorConfig(data_dir=data_dir)) as emu:
             return list(emu.jobs())
 
 
