@@ -16,7 +16,7 @@ from tchavi_render.cli.options import (
     plan_request,
     resolve_cache_dir,
 )
-from tchavi_render.errors import TchaviRenderError, UserAborted
+from tchavi_render.errors import TchaviRenderError
 
 
 @click.command()
@@ -65,6 +65,8 @@ def apply(
     var_files: tuple[Path, ...],
     targets: tuple[str, ...],
     force_replace: tuple[str, ...],
+    restore_modified: bool,
+    abandon_in_flight: bool,
     cache_dir: Path | None,
     yes: bool,
     concurrency: int,
@@ -77,11 +79,18 @@ def apply(
     as_json: bool,
 ) -> int:
     """Render the shots that changed (TARGET is a spec, or a plan saved with plan -o)."""
-    from tchavi_render.cli.render import JsonEvents, LineEvents, RichEvents, plan_text, result_text
+    from tchavi_render.cli.render import (
+        JsonEvents,
+        LineEvents,
+        RichEvents,
+        interrupted_text,
+        plan_text,
+        result_text,
+    )
+    from tchavi_render.cli.render import warning as show_warning
     from tchavi_render.engine.apply import ApplyOptions, EventSink, apply_plan
     from tchavi_render.engine.applylock import apply_lock
-    from tchavi_render.engine.backends import open_backend
-    from tchavi_render.engine.journal import Journal, journal_path_for
+    from tchavi_render.engine.backends import open_backend, require_api_key
     from tchavi_render.engine.workspace import (
         check_saved_plan,
         is_planfile,
@@ -91,11 +100,20 @@ def apply(
 
     saved = None
     if is_planfile(target):
-        if variables or var_files or targets or force_replace:
+        given = variables or var_files or targets or force_replace
+        if given or restore_modified or abandon_in_flight:
             raise click.UsageError("a saved plan fixes its own options; pass none with it")
         request, saved = read_planfile(target)
     else:
-        request = plan_request(target, variables, var_files, targets, force_replace)
+        request = plan_request(
+            target,
+            variables,
+            var_files,
+            targets,
+            force_replace,
+            restore_modified=restore_modified,
+            abandon_in_flight=abandon_in_flight,
+        )
     cache_root = resolve_cache_dir(cache_dir)
     if not request.spec_path.exists():
         raise TchaviRenderError(f"{request.spec_path}: no such spec file")
@@ -104,18 +122,22 @@ def apply(
         apply_lock(request.spec_path.resolve(), lock_timeout),
         open_workspace(request, cache_root) as ws,
     ):
-        ws.check_backend(backend)
-        plan = ws.plan(backend)
+        chosen = backend or ws.spec.backend
+        require_api_key(chosen)
+        ws.check_backend(chosen)
+        plan = ws.plan(chosen, base_url)
         if saved is not None:
             check_saved_plan(saved, ws, plan, target)
-        journal = Journal(journal_path_for(ws.spec.path))
+        journal = ws.journal()
         if as_json:
             click.echo(json.dumps({"event": "plan", **plan.as_json()}, sort_keys=True))
         else:
             for warning in ws.spec.warnings:
-                click.echo(str(warning), err=True)
+                click.echo(show_warning(warning), err=True)
             click.echo(plan_text(plan, colour=sys.stdout.isatty()))
-        if not plan.has_changes and not journal.in_flight:
+        if not plan.has_changes and not any(
+            j.ours for j in ws.in_flight(chosen, base_url).values()
+        ):
             return 0
         if plan.has_changes and not yes and not frozen:
             if not sys.stdin.isatty():
@@ -123,9 +145,15 @@ def apply(
                     "apply needs confirmation and there is no terminal to ask; pass --yes"
                 )
             if not click.confirm("Apply this plan?", default=False):
-                raise UserAborted("nothing was done")
-        options = ApplyOptions(concurrency=concurrency, max_credits=max_credits, frozen=frozen)
-        chosen = backend or ws.spec.backend
+                click.echo("Nothing applied.")
+                return 0
+        options = ApplyOptions(
+            concurrency=concurrency,
+            max_credits=max_credits,
+            frozen=frozen,
+            restore_modified=request.restore_modified,
+            abandon_in_flight=request.abandon_in_flight,
+        )
         with open_backend(
             chosen,
             spec=ws.spec,
@@ -143,20 +171,25 @@ def apply(
                 sink = rich_sink
             else:
                 sink = LineEvents()
-            with rich_sink if rich_sink is not None else contextlib.nullcontext():
-                result = asyncio.run(
-                    apply_plan(
-                        ws.spec,
-                        plan,
-                        ws.lock,
-                        lock_path=ws.lock_path,
-                        cache=ws.cache,
-                        journal=journal,
-                        backend=be,
-                        options=options,
-                        emit=sink,
+            try:
+                with rich_sink if rich_sink is not None else contextlib.nullcontext():
+                    result = asyncio.run(
+                        apply_plan(
+                            ws.spec,
+                            plan,
+                            ws.lock,
+                            lock_path=ws.lock_path,
+                            cache=ws.cache,
+                            files=ws.files,
+                            journal=journal,
+                            backend=be,
+                            options=options,
+                            emit=sink,
+                        )
                     )
-                )
+            except KeyboardInterrupt:
+                click.echo(interrupted_text(ws.journal(), be.identity, be.account), err=True)
+                raise
         if not as_json:
             click.echo(result_text(result))
         return result.exit_code

@@ -42,10 +42,14 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def info(cache_dir: Path | None, as_json: bool) -> None:
     """Where the cache is and what it holds."""
-    from tchavi_render.engine.cache import RenderCache
+    from tchavi_render.engine.cache import CacheInfo, RenderCache
 
-    with RenderCache(resolve_cache_dir(cache_dir)) as store:
-        stats = store.info()
+    directory = resolve_cache_dir(cache_dir)
+    if directory.is_dir():
+        with RenderCache(directory) as store:
+            stats = store.info()
+    else:
+        stats = CacheInfo(directory=directory, records=0, objects=0, bytes=0)  # not made
     if as_json:
         doc = {
             "directory": str(stats.directory),

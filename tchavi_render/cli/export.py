@@ -41,6 +41,7 @@ def export(
     scaled and letterboxed to one frame size, at 24 fps, H.264 with AAC sound (silence
     where a shot has none). Refuses when a shot is not rendered or out of date.
     """
+    from tchavi_render.cli.render import warning as show_warning
     from tchavi_render.engine.status import require_ready, shot_states
     from tchavi_render.engine.workspace import open_workspace
     from tchavi_render.errors import ExportError
@@ -49,7 +50,7 @@ def export(
     request = plan_request(spec, variables, var_files)
     with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
         for warning in ws.spec.warnings:
-            click.echo(f"{warning}", err=True)
+            click.echo(show_warning(warning), err=True)
         states = shot_states(ws.plan())
         sequence = ws.spec.sequence
         require_ready(states, [item.shot_id for item in sequence], spec=spec, what="export")

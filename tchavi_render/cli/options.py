@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["cache_dir_option", "parse_vars", "plan_options", "plan_request", "spec_argument"]
+__all__ = [
+    "cache_dir_option",
+    "parse_vars",
+    "plan_options",
+    "plan_request",
+    "spec_argument",
+    "variable_options",
+]
 
 
 def parse_vars(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -46,6 +53,16 @@ def variable_options(func: F) -> F:
 
 
 def plan_options(func: F) -> F:
+    func = click.option(
+        "--abandon-in-flight",
+        is_flag=True,
+        help="Render again, with this API key, shots whose jobs another key has in flight.",
+    )(func)
+    func = click.option(
+        "--restore-modified",
+        is_flag=True,
+        help="Overwrite outputs modified by hand with their rendered bytes.",
+    )(func)
     func = click.option(
         "--replace",
         "force_replace",
@@ -84,6 +101,9 @@ def plan_request(
     var_files: tuple[Path, ...],
     targets: tuple[str, ...] = (),
     force_replace: tuple[str, ...] = (),
+    *,
+    restore_modified: bool = False,
+    abandon_in_flight: bool = False,
 ) -> PlanRequest:
     from tchavi_render.engine.workspace import PlanRequest
 
@@ -93,4 +113,6 @@ def plan_request(
         var_files=tuple(var_files),
         targets=tuple(targets),
         force_replace=tuple(force_replace),
+        restore_modified=restore_modified,
+        abandon_in_flight=abandon_in_flight,
     )

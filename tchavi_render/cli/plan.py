@@ -53,6 +53,8 @@ def plan(
     var_files: tuple[Path, ...],
     targets: tuple[str, ...],
     force_replace: tuple[str, ...],
+    restore_modified: bool,
+    abandon_in_flight: bool,
     cache_dir: Path | None,
     fmt: str,
     as_json: bool,
@@ -62,13 +64,21 @@ def plan(
     backend: str | None,
 ) -> int:
     """Show what `apply` would render, reuse and delete, and the estimated credits."""
-    from tchavi_render.cli.render import plan_json, plan_markdown, plan_text
+    from tchavi_render.cli.render import plan_json, plan_markdown, plan_text, warning
     from tchavi_render.engine.workspace import open_workspace, write_planfile
 
-    request = plan_request(spec, variables, var_files, targets, force_replace)
+    request = plan_request(
+        spec,
+        variables,
+        var_files,
+        targets,
+        force_replace,
+        restore_modified=restore_modified,
+        abandon_in_flight=abandon_in_flight,
+    )
     with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
-        for warning in ws.spec.warnings:
-            click.echo(f"{warning}", err=True)
+        for item in ws.spec.warnings:
+            click.echo(warning(item), err=True)
         ws.check_backend(backend)
         result = ws.plan(backend)
         if planfile is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -13,29 +14,36 @@ from tchavi_render.engine.plan import Action, Plan, PlannedShot
 if TYPE_CHECKING:
     # Annotations only: importing apply (and the API client) would slow `plan` down.
     from tchavi_render.engine.apply import ApplyEvent, ApplyResult
+    from tchavi_render.engine.journal import Journal
     from tchavi_render.engine.lock import Lockfile
+    from tchavi_render.errors import Problem
 
 __all__ = [
     "JsonEvents",
     "LineEvents",
+    "interrupted_text",
     "lock_text",
     "plan_json",
     "plan_markdown",
     "plan_text",
     "result_text",
+    "warning",
 ]
 
 SYMBOL = {
     Action.CREATE: "+",
     Action.REPLACE: "-/+",
     Action.REUSE: "<=",
+    Action.COLLECT: "<-",
     Action.DELETE: "-",
     Action.UNCHANGED: " ",
 }
+BLOCKED = "!"
 COLOUR = {
     Action.CREATE: "green",
     Action.REPLACE: "yellow",
     Action.REUSE: "cyan",
+    Action.COLLECT: "cyan",
     Action.DELETE: "red",
     Action.UNCHANGED: "white",
 }
@@ -54,17 +62,91 @@ def summary_line(plan: Plan) -> str:
         f"{s.unchanged} unchanged",
         f"{s.delete} to delete",
     ]
+    if s.collect:
+        parts.append(f"{s.collect} to collect (already paid)")
+    if s.blocked:
+        parts.append(f"{s.blocked} blocked")
     return f"Plan: {', '.join(parts)}. Estimated cost: {credits(s.estimated_credits)} credits."
 
 
 def _detail_lines(planned: PlannedShot) -> list[str]:
-    """What to show under a shot: the field changes (and, for reuse, where it comes from)."""
+    """What to show under a shot: the field changes (and, for reuse or collect, where it
+    comes from), then why apply leaves it alone when it does."""
     if not planned.changes:
-        return list(planned.reasons)
-    lines = [c.describe() for c in planned.changes]
-    if planned.action is Action.REUSE:
-        lines.insert(0, planned.reasons[0])
+        lines = list(planned.reasons)
+    else:
+        lines = [c.describe() for c in planned.changes]
+        if planned.action in (Action.REUSE, Action.COLLECT):
+            lines.insert(0, planned.reasons[0])
+    if planned.blocked is not None:
+        lines.append(f"blocked: {planned.blocked}")
     return lines
+
+
+def plan_notes(plan: Plan) -> list[str]:
+    """Lines about jobs in flight that are no shot's row: paid ones apply collects, and
+    those of another API key that it leaves alone."""
+    notes = []
+    if plan.orphans:
+        count = len(plan.orphans)
+        jobs = ", ".join(_job_of(j.job_id, j.shot) for j in plan.orphans)
+        notes.append(
+            f"note: {count} job{'s' if count != 1 else ''} of an earlier apply, already paid, "
+            f"{'are' if count != 1 else 'is'} still rendering for requests the spec no longer "
+            f"makes ({jobs}); apply collects {'them' if count != 1 else 'it'} into the cache"
+        )
+    if plan.foreign:
+        count = len(plan.foreign)
+        notes.append(
+            f"warning: {count} job{'s' if count != 1 else ''} of an earlier apply "
+            f"{'are' if count != 1 else 'is'} in flight under another API key or service; "
+            f"apply leaves {'them' if count != 1 else 'it'} for that key to collect"
+        )
+    return notes
+
+
+def warning(problem: Problem) -> str:
+    """A spec warning as every verb prints it: `file:line:col: warning: message`."""
+    text = str(problem)
+    if problem.file is None:
+        return f"warning: {text}"
+    place, _, message = text.partition(": ")
+    return f"{place}: warning: {message}"
+
+
+def interrupted_text(journal: Journal, endpoint: str, account: str | None) -> str:
+    """What an interrupted apply leaves behind: paid jobs still rendering, collected next time."""
+    jobs = [i for i in journal.in_flight.values() if i.belongs_to(endpoint, account)]
+    paid = [i for i in jobs if i.job_id]
+    unsure = len(jobs) - len(paid)
+    if not jobs:
+        return "Interrupted: no job was left running."
+    parts = []
+    if paid:
+        count = len(paid)
+        parts.append(
+            f"{count} paid job{'s' if count != 1 else ''} "
+            f"({credits(sum(i.credits for i in paid))} credits) "
+            f"{'are' if count != 1 else 'is'} still rendering"
+        )
+    if unsure:
+        parts.append(
+            f"{unsure} submit{'s were' if unsure != 1 else ' was'} cut short (the service may "
+            "have made the job)"
+        )
+    return f"Interrupted: {' and '.join(parts)}. The next apply collects them without paying again."
+
+
+def _job_of(job_id: str | None, shot: str) -> str:
+    return f"{job_id or 'an interrupted submit'} for {shot!r}"
+
+
+def _head(planned: PlannedShot) -> tuple[str, str]:
+    """The symbol and the cost column of a shot's line."""
+    if planned.blocked is not None:
+        return BLOCKED, "blocked"
+    cost = f"{credits(planned.estimated_credits)} credits" if planned.spends else ""
+    return SYMBOL[planned.action], cost
 
 
 def plan_text(plan: Plan, *, colour: bool = False, verbose: bool = False) -> str:
@@ -73,16 +155,14 @@ def plan_text(plan: Plan, *, colour: bool = False, verbose: bool = False) -> str
     shown = [p for p in plan.shots if verbose or p.action is not Action.UNCHANGED]
     width = max((len(p.id) for p in shown), default=0)
     for planned in shown:
-        symbol = SYMBOL[planned.action]
-        cost = f"{credits(planned.estimated_credits)} credits" if planned.spends else ""
+        symbol, cost = _head(planned)
         head = f"  {symbol:>3} {planned.id:<{width}}  {planned.action.value:<9} {cost}".rstrip()
         if colour:
-            head = click.style(head, fg=COLOUR[planned.action])
+            head = click.style(head, fg="red" if planned.blocked else COLOUR[planned.action])
         lines.append(head)
         for detail in _detail_lines(planned):
             lines.append(f"        {detail}")
-    for warning in plan.warnings:
-        lines.append(f"Warning: {warning}")
+    lines += plan_notes(plan)
     if not plan.has_changes:
         lines.append("No changes. Every shot is up to date.")
     lines.append(summary_line(plan))
@@ -99,9 +179,14 @@ def plan_markdown(plan: Plan, *, title: str = "tchavi-render plan") -> str:
     out = [f"### {title}", ""]
     if not plan.has_changes:
         out += ["No changes. Every shot is up to date.", ""]
+    extra = ""
+    if s.collect:
+        extra += f" · **{s.collect}** to collect (already paid)"
+    if s.blocked:
+        extra += f" · **{s.blocked}** blocked"
     out += [
         f"**{s.create}** to create · **{s.replace}** to replace · **{s.reuse}** to reuse · "
-        f"**{s.unchanged}** unchanged · **{s.delete}** to delete — "
+        f"**{s.unchanged}** unchanged · **{s.delete}** to delete{extra} — "
         f"estimated **{credits(s.estimated_credits)} credits**",
         "",
     ]
@@ -110,13 +195,14 @@ def plan_markdown(plan: Plan, *, title: str = "tchavi-render plan") -> str:
         out += ["| | shot | action | credits | why |", "|---|---|---|---:|---|"]
         for p in changing:
             why = "<br>".join(_md_escape(d) for d in _detail_lines(p))
+            symbol, cost = _head(p)
             out.append(
-                f"| `{SYMBOL[p.action]}` | `{p.id}` | {p.action.value} | "
-                f"{credits(p.estimated_credits) if p.spends else ''} | {why} |"
+                f"| `{symbol}` | `{p.id}` | {p.action.value} | "
+                f"{cost.removesuffix(' credits')} | {why} |"
             )
         out.append("")
-    for warning in plan.warnings:
-        out.append(f"> Warning: {_md_escape(warning)}")
+    for note in plan_notes(plan):
+        out.append(f"> {_md_escape(note)}")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -128,31 +214,70 @@ def result_text(result: ApplyResult) -> str:
     counts: dict[str, int] = {}
     for outcome in result.outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    order = ("rendered", "reused", "unchanged", "deleted", "failed", "skipped")
+    order = (
+        "rendered",
+        "collected",
+        "reused",
+        "unchanged",
+        "deleted",
+        "failed",
+        "blocked",
+        "not submitted",
+    )
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-    spent = result.credits_used - result.credits_refunded
     lines = [
-        f"Apply complete: {', '.join(parts) or 'nothing to do'}. Credits spent: {credits(spent)}."
+        f"Apply complete: {', '.join(parts) or 'nothing to do'}. "
+        f"Credits spent: {credits(result.spent)}."
     ]
-    for failure in result.failed:
-        job = f" (job {failure.job_id})" if failure.job_id else ""
-        lines.append(f"  failed: {failure.id}{job}: {failure.message}")
+    if result.earlier_refunded:
+        lines.append(
+            f"Refunded for jobs of an earlier apply: {credits(result.earlier_refunded)} credits."
+        )
+    for outcome in result.outcomes:
+        if outcome.status in ("failed", "blocked") or (
+            outcome.status == "deleted" and outcome.message
+        ):
+            shown = outcome.job_id and outcome.status == "failed"
+            job = f" (job {outcome.job_id})" if shown else ""
+            lines.append(f"  {outcome.status}: {outcome.id}{job}: {outcome.message}")
+    skipped = [o for o in result.outcomes if o.status == "not submitted"]
+    if skipped:
+        names = ", ".join(o.id for o in skipped)
+        lines.append(f"  not submitted: {names}: {skipped[0].message}")
     return "\n".join(lines)
 
 
-def lock_text(lock: Lockfile) -> str:
-    lines = []
-    width = max((len(i) for i in lock.shots), default=0)
-    for shot_id in sorted(lock.shots):
+def lock_text(lock: Lockfile, order: Sequence[str] = ()) -> str:
+    """The lock as aligned columns, shots in `order` (the storyboard's), then the rest."""
+    ids = [i for i in order if i in lock.shots]
+    ids += sorted(set(lock.shots) - set(ids))
+    rows: list[list[str]] = []
+    for shot_id in ids:
         e = lock.shots[shot_id]
         if e.output is not None:
             net = e.credits_used - e.credits_refunded
-            lines.append(
-                f"  {shot_id:<{width}}  {e.output.path}  {e.output.duration}s "
-                f"{e.output.resolution}  {credits(net)} credits  job {e.job_id}"
+            rows.append(
+                [
+                    shot_id,
+                    e.output.path,
+                    f"{e.output.duration}s",
+                    str(e.output.resolution),
+                    f"{credits(net)} credits",
+                    f"job {e.job_id}",
+                ]
             )
         elif e.failed is not None:
-            lines.append(f"  {shot_id:<{width}}  failed ({e.failed.code}), job {e.failed.job_id}")
+            rows.append(
+                [shot_id, f"failed ({e.failed.code})", "", "", "", f"job {e.failed.job_id}"]
+            )
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(6)]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in (2, 4) else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append(("  " + "  ".join(cells)).rstrip())
     lines.append(f"{len(lock.shots)} shots, {credits(lock.credits_total)} credits in total.")
     return "\n".join(lines)
 
@@ -165,8 +290,6 @@ class LineEvents:
         self.spent = 0
 
     def __call__(self, event: ApplyEvent) -> None:
-        if event.kind == "submit":
-            self.spent += event.credits
         parts = [event.kind]
         if event.shot:
             parts.append(event.shot)
@@ -177,8 +300,9 @@ class LineEvents:
         if event.message:
             parts.append(event.message)
         if event.kind == "submit":
-            parts.append(f"credits={credits(self.spent)}")
-        elif event.kind == "done":
+            self.spent += event.credits
+            parts.append(f"credits={credits(event.credits)} (total {credits(self.spent)})")
+        elif (event.kind in ("rendered", "refund") and event.credits) or event.kind == "done":
             parts.append(f"credits={credits(event.credits)}")
         print(" ".join(parts), file=self.stream, flush=True)
 
@@ -191,6 +315,17 @@ class JsonEvents:
 
     def __call__(self, event: ApplyEvent) -> None:
         print(json.dumps(event.as_json(), sort_keys=True), file=self.stream, flush=True)
+
+
+# Events after which a shot has nothing more to do, as the live view prints them.
+FINISHED = {
+    "rendered": "✔ rendered",
+    "reuse": "✔ reused",
+    "collected": "✔ collected",
+    "delete": "✔ deleted",
+    "failed": "✘ failed",
+    "blocked": "! blocked",
+}
 
 
 class RichEvents:
@@ -226,11 +361,11 @@ class RichEvents:
             self.spent += event.credits
         if event.shot is None:
             return
-        if event.kind in ("rendered", "reuse", "delete", "failed"):
+        if event.kind in FINISHED:
             self.rows.pop(event.shot, None)
-            mark = {"rendered": "✔ rendered", "reuse": "✔ reused", "delete": "✔ deleted"}.get(
-                event.kind, f"✘ failed: {event.message}"
-            )
+            mark = FINISHED[event.kind]
+            if event.kind in ("failed", "blocked"):
+                mark = f"{mark}: {event.message}"
             self.console.print(
                 f"{mark} {event.shot}" + (f" (job {event.job_id})" if event.job_id else "")
             )

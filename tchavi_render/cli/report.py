@@ -42,6 +42,7 @@ def report(
     Frames are inlined; videos are linked relative to the page, so it works from the repo.
     """
     from tchavi_render.atomic import atomic_write_text
+    from tchavi_render.cli.render import warning as show_warning
     from tchavi_render.engine.status import shot_states
     from tchavi_render.engine.workspace import open_workspace
     from tchavi_render.errors import TchaviRenderError
@@ -50,7 +51,7 @@ def report(
     request = plan_request(spec, variables, var_files)
     with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
         for warning in ws.spec.warnings:
-            click.echo(f"{warning}", err=True)
+            click.echo(show_warning(warning), err=True)
         plan = ws.plan()
         out = output if output is not None else ws.spec.path.with_name("report.html")
         page = render_report(ws.spec, plan, out)

@@ -7,17 +7,20 @@ from pathlib import Path
 
 import click
 
-from tchavi_render.cli.options import spec_argument
+from tchavi_render.cli.options import parse_vars, spec_argument, variable_options
 
 
 @click.command()
 @spec_argument
+@variable_options
 @click.option("--json", "as_json", is_flag=True, help="Print the lock as JSON.")
-def show(spec: Path, as_json: bool) -> int:
-    """Show what the lock says was rendered for each shot, and the credits in total."""
+def show(spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as_json: bool) -> int:
+    """Show what the lock says was rendered for each shot, in storyboard order, and the
+    credits in total (--var and --var-file as for plan, to read the spec's shot order)."""
     from tchavi_render.cli.render import lock_text
     from tchavi_render.engine.lock import lock_path_for, read_lock
     from tchavi_render.errors import TchaviRenderError
+    from tchavi_render.spec import load_spec
 
     lock_path = lock_path_for(spec)
     if not lock_path.exists():
@@ -35,5 +38,9 @@ def show(spec: Path, as_json: bool) -> int:
         }
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        click.echo(lock_text(lock))
+        order: list[str] = []
+        if spec.exists():
+            loaded = load_spec(spec, variables=dict(parse_vars(variables)), var_files=var_files)
+            order = [s.id for s in loaded.shots]
+        click.echo(lock_text(lock, order))
     return 0
