@@ -81,6 +81,29 @@ class Project:
         return list(self.emulator.jobs())
 
 
+@dataclass
+class Disk:
+    """The output files as the plan sees them: relpath -> sha256 of the file there."""
+
+    files: dict[str, str]
+    objects: frozenset[str] = frozenset()  # digests the cache holds
+
+    def relpath_for(self, shot_id: str) -> str:
+        return f"renders/{shot_id}.mp4"
+
+    def exists(self, relpath: str) -> bool:
+        return relpath in self.files
+
+    def sha256(self, relpath: str) -> str | None:
+        return self.files.get(relpath)
+
+    def owner(self, relpath: str) -> str | None:
+        return None
+
+    def recoverable(self, sha256: str) -> bool:
+        return sha256 in self.objects
+
+
 @pytest.fixture
 def project_factory(
     tmp_path: Path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tchavi_render.engine.lock import (
 from tchavi_render.engine.plan import Action, make_plan, word_diff
 from tchavi_render.errors import LockfileError, NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Location, Shot
+from tests.engine.conftest import Disk
 
 
 def shot(shot_id: str, prompt: str = "a red kite over the sea", **kw: object) -> Shot:
@@ -55,29 +55,6 @@ def rendered(s: Shot, sha: str = "a" * 64, path: str | None = None) -> LockEntry
         credits_used=1300,
         credits_refunded=0,
     )
-
-
-@dataclass
-class Disk:
-    """The output files as the plan sees them: relpath -> sha256 of the file there."""
-
-    files: dict[str, str]
-    objects: frozenset[str] = frozenset()  # digests the cache holds
-
-    def relpath_for(self, shot_id: str) -> str:
-        return f"renders/{shot_id}.mp4"
-
-    def exists(self, relpath: str) -> bool:
-        return relpath in self.files
-
-    def sha256(self, relpath: str) -> str | None:
-        return self.files.get(relpath)
-
-    def owner(self, relpath: str) -> str | None:
-        return None
-
-    def recoverable(self, sha256: str) -> bool:
-        return sha256 in self.objects
 
 
 def plan_for(

@@ -54,7 +54,7 @@ def test_videos_that_cannot_be_downloaded_are_fetched_by_the_next_apply_without_
         assert first.output.count("the next apply downloads it again (no new job)") >= SHOTS
         proxy.spoil = "cut"
         second = project.apply()
-    assert "3 rendered" in second.output
+    assert "3 collected" in second.output  # paid by the first apply, downloaded now
     assert len(project.jobs()) == SHOTS
     lock = read_lock(project.lock)
     assert {e.job_id for e in lock.shots.values()} == {j["id"] for j in project.jobs()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import tempfile
 from pathlib import Path
@@ -16,8 +17,9 @@ from tchavi_render.engine.journal import Journal
 from tchavi_render.engine.keys import key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord, read_lock
 from tchavi_render.engine.plan import Action, make_plan
-from tchavi_render.errors import LockfileError, SpecError
+from tchavi_render.errors import LockfileError, NoSuchShot, SpecError
 from tchavi_render.spec import load_spec
+from tests.engine.conftest import Disk
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -97,14 +99,22 @@ def test_loading_and_planning_any_spec_raises_nothing_but_spec_errors(
         )
         del failed
     entries["gone"] = LockEntry(key="sha256:" + "1" * 64, model="seedance-2", request={})
-    plan = make_plan(
-        spec,
-        Lockfile(entries),
-        cached=lambda key: cached,
-        output_intact=lambda record: intact,
-        targets=targets,
-        force_replace=replace,
-    )
+    lock = Lockfile(entries)
+    on_disk = {e.output.path: e.output.sha256 for e in entries.values() if e.output and intact}
+    try:
+        plan = make_plan(
+            spec,
+            lock,
+            cached=lambda key: "c" * 64 if cached else None,
+            files=Disk(on_disk),
+            targets=targets,
+            force_replace=replace,
+        )
+    except NoSuchShot as exc:
+        known = {s.id for s in spec.shots} | set(entries)
+        assert not all(any(fnmatch.fnmatchcase(i, g) for i in known) for g in targets + replace)
+        assert "matches no shot" in str(exc)
+        return
     ids = [p.id for p in plan.shots]
     assert len(ids) == len(set(ids))
     for planned in plan.shots:
@@ -113,7 +123,7 @@ def test_loading_and_planning_any_spec_raises_nothing_but_spec_errors(
         assert (planned.shot is None) == (planned.action is Action.DELETE)
     summary = plan.summary
     counted = summary.create + summary.replace + summary.reuse + summary.unchanged
-    assert counted + summary.delete == len(plan.shots)
+    assert counted + summary.collect + summary.delete + summary.blocked == len(plan.shots)
     json.loads(plan_json(plan))
     plan_text(plan, verbose=True)
     plan_markdown(plan)

@@ -151,7 +151,7 @@ def test_export_refuses_missing_and_out_of_date_shots_naming_them(project: Proje
     assert result.exit_code == 1
     assert result.output == (
         "Error: cannot export: 3 shots are not ready:\n"
-        "  opening: output missing (apply would reuse it: output file missing or modified; "
+        "  opening: output missing (apply would reuse it: renders/opening.mp4 is missing; "
         "restored from the cache)\n"
         "  closing: out of date (apply would replace it: prompt: Night falls over the "
         "[-lagoon-] {+bay+})\n"
