@@ -160,24 +160,6 @@ class RenderCache:
         first); the file's bytes are verified by whoever copies them out."""
         return self.get(key)
 
-    def restore(self, key: str, target: Path) -> CacheRecord | None:
-        """Copy the cached render of `key` to `target` after verifying its sha256.
-
-        A file whose bytes no longer match is corrupt: it and its record are dropped, and
-        None is returned so the caller renders again.
-        """
-        record = self.fetch(key)
-        if record is None:
-            return None
-        source = self.object_path(record.sha256)
-        try:
-            atomic_copy(source, target, expect_sha256=record.sha256)
-        except (ValueError, OSError):
-            self.drop(key)
-            source.unlink(missing_ok=True)
-            return None
-        return record
-
     def verify(self, record: CacheRecord) -> bool:
         digest = hashlib.sha256()
         try:

@@ -23,23 +23,20 @@ def store(cache: RenderCache, key: str, data: bytes) -> CacheRecord:
     return record
 
 
-def test_a_cached_render_is_restored_byte_for_byte(tmp_path: Path) -> None:
+def test_a_cached_render_is_fetched_with_its_bytes(tmp_path: Path) -> None:
     with RenderCache(tmp_path / "cache") as cache:
         store(cache, "sha256:k", b"video bytes")
-        target = tmp_path / "out" / "shot.mp4"
-        record = cache.restore("sha256:k", target)
+        record = cache.fetch("sha256:k")
         assert record is not None and record.job_id == "job_1"
-        assert target.read_bytes() == b"video bytes"
+        assert cache.object_path(record.sha256).read_bytes() == b"video bytes"
+        assert cache.verify(record)
 
 
-def test_a_corrupt_cached_file_is_dropped_not_reused(tmp_path: Path) -> None:
+def test_a_corrupt_cached_file_fails_verification(tmp_path: Path) -> None:
     with RenderCache(tmp_path / "cache") as cache:
         record = store(cache, "sha256:k", b"video bytes")
         cache.object_path(record.sha256).write_bytes(b"video byteZ")  # same size, other bytes
-        target = tmp_path / "shot.mp4"
-        assert cache.restore("sha256:k", target) is None
-        assert not target.exists()
-        assert not cache.has("sha256:k")
+        assert not cache.verify(record)
 
 
 def test_a_record_whose_file_vanished_is_not_cached(tmp_path: Path) -> None:

@@ -103,3 +103,24 @@ def test_moving_renders_between_ids_on_an_empty_cache_pays_nothing_and_keeps_eve
     # and nothing is left to do, or to pay
     again = project.run("plan")
     assert "No changes" in again.output, again.output
+
+
+def test_a_corrupt_cached_render_is_never_placed(project: Project) -> None:
+    project.write(spec(("shot-1", "Alpha")))
+    project.apply()
+    output = project.root / "renders" / "shot-1.mp4"
+    good = digest(output)
+    output.unlink()
+    cached = next((project.cache_dir / "objects").rglob(f"{good}*"))
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes
+    cached.write_bytes(bytes(data))
+
+    result = project.apply(ok=False)
+
+    assert result.exit_code == 1
+    assert "the cached render was corrupt; apply again" in result.output
+    assert not output.exists()
+    assert not cached.exists()  # dropped, so the next apply renders it again
+    project.apply()
+    assert outputs(project) == {"shot-1": digest(output)}
