@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tchavi_render.atomic import atomic_copy, fsync_dir
+from tchavi_render.atomic import fsync_dir
 
 __all__ = ["CacheInfo", "CacheRecord", "RenderCache", "default_cache_dir"]
 
