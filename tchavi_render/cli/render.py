@@ -331,12 +331,13 @@ FINISHED = {
 class RichEvents:
     """A live table on a terminal: one line per shot in flight, credits so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True)
         self.rows: dict[str, tuple[str, str]] = {}
+        self.finished: set[str] = set()  # a late status never brings a finished shot back
         self.spent = 0
         self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
 
@@ -363,12 +364,13 @@ class RichEvents:
             return
         if event.kind in FINISHED:
             self.rows.pop(event.shot, None)
+            self.finished.add(event.shot)
             mark = FINISHED[event.kind]
             if event.kind in ("failed", "blocked"):
                 mark = f"{mark}: {event.message}"
             self.console.print(
                 f"{mark} {event.shot}" + (f" (job {event.job_id})" if event.job_id else "")
             )
-        else:
+        elif event.shot not in self.finished:
             self.rows[event.shot] = (event.status or event.kind, event.job_id or "")
         self.live.update(self._table())

@@ -3,6 +3,7 @@ missing key, answering no, and what `show` and `cache info` say (issue 11, items
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import subprocess
@@ -167,3 +168,24 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_the_live_table_shows_finished_shots_as_finished() -> None:
+    from rich.console import Console
+
+    from tchavi_render.cli.render import RichEvents
+    from tchavi_render.engine.apply import ApplyEvent
+
+    console = Console(file=io.StringIO(), width=120, force_terminal=False)
+    sink = RichEvents(console=console)
+    with sink:
+        sink(ApplyEvent("submit", "a", job_id="job_1", status="pending", credits=260))
+        sink(ApplyEvent("submit", "b", job_id="job_2", status="pending", credits=260))
+        sink(ApplyEvent("status", "a", job_id="job_1", status="completed"))
+        sink(ApplyEvent("collected", "c", job_id="job_0", message="already paid"))
+        sink(ApplyEvent("rendered", "a", job_id="job_1", credits=260))
+        sink(ApplyEvent("refund", "c", job_id="job_0", credits=260, message="refunded"))
+        assert set(sink.rows) == {"b"}  # only the shot still rendering
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "✔ rendered a (job job_1)" in printed
+    assert "✔ collected c (job job_0)" in printed
