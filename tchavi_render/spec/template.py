@@ -241,6 +241,14 @@ class ProjectLoader(BaseLoader):
         self.display_dir = display_dir
         self.loaded: dict[Path, Path] = {}
 
+    @property
+    def shown_dir(self) -> str:
+        """The project directory as messages name it: as the user gave it, and never as
+        `.` (a spec in the current directory), which names nothing a reader can see."""
+        if self.display_dir.parts:
+            return f"{self.display_dir.as_posix()}/"
+        return f"{self.project_dir.name or self.project_dir}/ (the current directory)"
+
     def get_source(
         self, environment: Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
@@ -256,7 +264,7 @@ class ProjectLoader(BaseLoader):
             raise TemplateNotFound(
                 template,
                 f"cannot include {template!r}: it is outside the project directory "
-                f"{self.display_dir or '.'}; keep templates next to the spec",
+                f"{self.shown_dir}; keep templates next to the spec",
             )
         if not target.is_file():
             raise TemplateNotFound(
