@@ -181,6 +181,7 @@ class _Loader:
         self._aside = _Aside()
         self.doc: YamlDoc
         self.file_order: list[Path] = [path]
+        self._var_docs: list[YamlDoc] = []  # the --var-file documents, to locate their keys
 
     # -- reporting -------------------------------------------------------------------
 
@@ -275,6 +276,7 @@ class _Loader:
                 )
         if not spec.shots:
             self.warn(self.doc.locate(("shots",)), "the storyboard has no shots")
+        self._warn_unused_vars()
         sources = [self.absolute]
         sources += [p.absolute() for p in self.var_files]
         sources += sorted(self.renderer.loader.loaded)
@@ -324,6 +326,7 @@ class _Loader:
             problem = var_name_problem(name)
             if problem:
                 self.error(doc.locate((name,), key=True), problem)
+        self._var_docs.append(doc)
         return dict(doc.value)
 
     def _check_cli_vars(self) -> None:
@@ -331,6 +334,29 @@ class _Loader:
             problem = var_name_problem(name)
             if problem:
                 self._add(Problem(f"--var {name}={value}: {problem}"))
+
+    def _warn_unused_vars(self) -> None:
+        """A --var or --var-file variable no template reads is most likely a typo: say so
+        (a spec's own `vars:` may hold spares; what is given for one run should not)."""
+        used = self.renderer.names_used()
+        known = sorted(used - {"ref"})
+        for doc in self._var_docs:
+            for name in doc.value:
+                if name not in used and not var_name_problem(name):
+                    self.warn(
+                        doc.locate((name,), key=True),
+                        f"variable {name!r} is not used by any template; "
+                        f"remove it or use it{_hint(name, known)}",
+                    )
+        for name in self.variables:
+            if name not in used and not var_name_problem(name):
+                self._add(
+                    Problem(
+                        f"--var {name}: no template uses the variable {name!r}; "
+                        f"check its name{_hint(name, known)}",
+                        severity="warning",
+                    )
+                )
 
     def _validate(self, doc: YamlDoc) -> tuple[Spec | None, list[PathKey]]:
         """The valid part of the spec and each kept shot's path.
@@ -804,15 +830,33 @@ class _Loader:
             state.failed.add("reference_videos")
 
     def _unmentioned(self, state: _ShotState, prompt: str, where: _Where) -> None:
+        """Warn about each reference the prompt never mentions, and about one listed twice
+        (once, at its second copy: `ref()` names the first, so a copy is never mentioned)."""
         for name in MEDIA_LIST_FIELDS:
             token = REFERENCE_TOKEN[name]
-            for i, ref in enumerate(state.refs.get(name, [])):
-                if ref.media is not None and f"[{token}{i + 1}]" not in prompt:
+            refs = state.refs.get(name, [])
+            copies: dict[Media, list[int]] = {}
+            for i, ref in enumerate(refs):
+                if ref.media is not None:
+                    copies.setdefault(ref.media, []).append(i)
+            for indexes in copies.values():
+                first = refs[indexes[0]]
+                templated = name in state.templated
+                if not any(f"[{token}{i + 1}]" in prompt for i in indexes):
                     self.warn(
-                        self.doc.locate(ref.path),
-                        f"{name}: {ref.written!r} is never mentioned in the prompt; "
-                        f"write {{{{ ref('{ref.written}') }}}} where it matters"
-                        f"{where.suffix(ref.path, name in state.templated)}",
+                        self.doc.locate(first.path),
+                        f"{name}: {first.written!r} is never mentioned in the prompt; "
+                        f"write {{{{ ref('{first.written}') }}}} where it matters"
+                        f"{where.suffix(first.path, templated)}",
+                    )
+                if len(indexes) > 1:
+                    second = refs[indexes[1]]
+                    self.warn(
+                        self.doc.locate(second.path),
+                        f"{name}: {first.written!r} is listed "
+                        f"{'twice' if len(indexes) == 2 else f'{len(indexes)} times'} "
+                        f"({_items(indexes, refs)}); keep one"
+                        f"{where.suffix(second.path, templated)}",
                     )
 
     def _build(
@@ -983,6 +1027,22 @@ def _with_meant(names: set[str]) -> set[str]:
     for name in names:
         out.update(difflib.get_close_matches(name, GENERATION_FIELDS, n=1, cutoff=0.6))
     return out
+
+
+def _hint(name: str, known: list[str]) -> str:
+    """'. Did you mean 'x'?' (as a sentence after a clause), or ''."""
+    close = did_you_mean(name, known).strip()
+    return f". {close}" if close else ""
+
+
+def _items(indexes: list[int], refs: list[_Ref]) -> str:
+    """'items 1 and 3', with the spellings when they differ ('logo' and 'logo.png')."""
+    numbers = [str(i + 1) for i in indexes]
+    text = "items " + ", ".join(numbers[:-1]) + " and " + numbers[-1]
+    spellings = list(dict.fromkeys(refs[i].written for i in indexes))
+    if len(spellings) > 1:
+        text += ", written " + " and ".join(repr(w) for w in spellings)
+    return text
 
 
 def _no_ref(name: object = None) -> str:

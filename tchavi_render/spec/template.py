@@ -21,6 +21,7 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    meta,
     nodes,
     pass_eval_context,
 )
@@ -334,6 +335,20 @@ class Renderer:
         except Exception as exc:
             raise self._failure(exc, context) from None
         return value
+
+    def names_used(self) -> frozenset[str]:
+        """Every variable name the templates rendered so far (and the files they include)
+        read: the undeclared names of each, as Jinja's `meta` finds them."""
+        sources = [s for s, t in self._templates.items() if not isinstance(t, TemplateFailure)]
+        sources += [f"{{{{ {inner} }}}}" for inner in self._expressions]
+        for path in self.loader.loaded:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                sources.append(path.read_text(encoding="utf-8"))
+        names: set[str] = set()
+        for source in sources:
+            with contextlib.suppress(TemplateSyntaxError):
+                names |= meta.find_undeclared_variables(self.env.parse(source))
+        return frozenset(names)
 
     def _compile(self, source: str) -> Template:
         cached = self._templates.get(source)
