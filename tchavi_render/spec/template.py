@@ -248,7 +248,7 @@ class ProjectLoader(BaseLoader):
         `.` (a spec in the current directory), which names nothing a reader can see."""
         if self.display_dir.parts:
             return f"{self.display_dir.as_posix()}/"
-        return f"{self.project_dir.name or self.project_dir}/ (the current directory)"
+        return f"{self.project_dir.name}/ (the current directory)"
 
     def get_source(
         self, environment: Environment, template: str
