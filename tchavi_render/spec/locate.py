@@ -92,6 +92,12 @@ def validation_problems(
             raw = (error.get("ctx") or {}).get("error")
             if raw is not None:
                 text = str(raw)
+            elif kind in _TYPE_NAMES and _model_at(loc) is ShotSpec:
+                # `shots` is a list all right: it is this item that is not a shot.
+                text = (
+                    f"item {int(loc[1]) + 1} must be a mapping like {{id: ..., prompt: ...}}, "
+                    f"got {describe(error.get('input'))}"
+                )
             elif kind in _TYPE_NAMES:
                 text = f"must be {_TYPE_NAMES[kind]}, got {describe(error.get('input'))}"
             else:

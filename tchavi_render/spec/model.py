@@ -181,6 +181,14 @@ def _optional_string(v: Any) -> str | None:
     return None if v is None else _string(v)
 
 
+# YAML 1.1 booleans: editors and our loader read them as text (YAML 1.2), PyYAML did not.
+_YAML11_BOOLS = {
+    **dict.fromkeys(("yes", "on", "y"), "true"),
+    **dict.fromkeys(("no", "off", "n"), "false"),
+}
+_INTEGER_TEXT = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+
+
 def _typed(kind: type, name: str) -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
         if v is None:
@@ -188,15 +196,27 @@ def _typed(kind: type, name: str) -> Callable[[Any], Any]:
         if isinstance(v, str):
             if is_template(v):
                 return v
-            raise ValueError(
-                f"must be {name} or a template, got {v!r}; "
-                "write it without quotes, or compute it with {{ ... }}"
-            )
+            raise ValueError(f"must be {name} or a template, got {v!r}; {_text_hint(v, kind)}")
         if isinstance(v, kind) and (kind is bool or not isinstance(v, bool)):
             return v
+        if isinstance(v, float) and not math.isfinite(v):
+            # 1e400 reads as infinity: say what was written, not "inf".
+            raise ValueError(f"must be {name}, got {describe(v)}, which is out of range")
         raise ValueError(f"must be {name}, got {describe(v)}")
 
     return check
+
+
+def _text_hint(v: str, kind: type) -> str:
+    """What to write instead of the text `v` where a number or a boolean is expected."""
+    meant = _YAML11_BOOLS.get(v.strip().lower()) if kind is bool else None
+    if meant is not None:
+        return f"write {meant} (YAML reads yes, no, on and off as text)"
+    unquoted = v.strip() in ("true", "false") if kind is bool else _INTEGER_TEXT.match(v)
+    if unquoted:
+        return "write it without quotes, or compute it with {{ ... }}"
+    expected = "true or false" if kind is bool else "a whole number"
+    return f"write {expected}, or compute it with {{{{ ... }}}}"
 
 
 def _optional_media(v: Any) -> str | FrameRef | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import itertools
 import math
 import re
@@ -129,6 +130,17 @@ class _Ref:
 
 
 @dataclass
+class _Aside:
+    """What shape errors set aside, so that later checks neither blame it again nor miss
+    the rest: field names (and the fields a misspelt key meant) of `defaults:` and of
+    each shot by its path, and the original index of each sequence clip kept."""
+
+    defaults: set[str] = field(default_factory=set)
+    shots: dict[PathKey, set[str]] = field(default_factory=dict)
+    clips: list[int] | None = None
+
+
+@dataclass
 class _ShotState:
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, PathKey] = field(default_factory=dict)
@@ -159,11 +171,17 @@ class _Loader:
         self.assets: dict[str, _Asset] = {}
         self._local_cache: dict[str, LocalMedia | str] = {}
         self._ids: list[tuple[str, PathKey, str]] = []  # (id, shot path, instance)
-        self._frames: list[tuple[str, ShotFrame, PathKey, str]] = []  # (shot, frame, path, label)
-        # defaults set aside for shape errors: shots relying on them are not re-blamed
-        self._broken_defaults: set[str] = set()
+        # (shot id or None, frame, path, label) of every frame reference, broken shots' too
+        self._frames: list[tuple[str | None, ShotFrame, PathKey, str]] = []
+        # Every id the spec gives, shots with errors included, and its duration when known:
+        # a shot with an error still exists for frames and the sequence.
+        self._known: dict[str, int | None] = {}
+        # Some shot's id could not be worked out: "no shot has id X" would be a guess.
+        self._ids_unknown = False
+        self._aside = _Aside()
         self.doc: YamlDoc
         self.file_order: list[Path] = [path]
+        self._var_docs: list[YamlDoc] = []  # the --var-file documents, to locate their keys
 
     # -- reporting -------------------------------------------------------------------
 
@@ -215,9 +233,15 @@ class _Loader:
         shots: list[Shot] = []
         total = 0
         for shot_spec, shot_path in zip(spec.shots, shot_paths, strict=True):
+            if self._aside.shots.get(shot_path, set()) & {"vars", "for_each"}:
+                # Without its variables the shot's templates cannot be rendered; checking
+                # them would only blame what its shape error already explains.
+                self._exists(shot_spec.id)
+                continue
             shot_vars = {**global_vars, **shot_spec.vars}
             axes = self._for_each(shot_spec, shot_vars, shot_path)
             if axes is None:
+                self._exists(shot_spec.id)
                 continue
             count = math.prod(len(values) for _, values in axes)
             total += count
@@ -227,14 +251,20 @@ class _Loader:
                     f"this shot makes {count} shots, past the limit of {MAX_SHOTS} "
                     "per spec; split the storyboard",
                 )
+                self._ids_unknown = True
                 break
             shots.extend(
                 self._expand(shot_spec, spec.defaults, shot_vars, axes, shot_path, len(shots))
             )
         self._check_ids()
-        self._check_frames(shots)
-        known = [shot_id for shot_id, _, _ in self._ids]
-        sequence = resolve_sequence(spec.sequence, shots, known, self.doc, self.error)
+        self._check_frames()
+        clips = None
+        if spec.sequence is not None:
+            index = self._aside.clips or range(len(spec.sequence))
+            clips = list(zip(index, spec.sequence, strict=True))
+        sequence = resolve_sequence(
+            clips, shots, self._known, self.doc, self.error, every_id_known=not self._ids_unknown
+        )
         if self.errors:
             # Shots with errors may not have reached their media: "unused" would be a guess.
             raise self._fail()
@@ -246,6 +276,7 @@ class _Loader:
                 )
         if not spec.shots:
             self.warn(self.doc.locate(("shots",)), "the storyboard has no shots")
+        self._warn_unused_vars()
         sources = [self.absolute]
         sources += [p.absolute() for p in self.var_files]
         sources += sorted(self.renderer.loader.loaded)
@@ -295,6 +326,7 @@ class _Loader:
             problem = var_name_problem(name)
             if problem:
                 self.error(doc.locate((name,), key=True), problem)
+        self._var_docs.append(doc)
         return dict(doc.value)
 
     def _check_cli_vars(self) -> None:
@@ -302,6 +334,29 @@ class _Loader:
             problem = var_name_problem(name)
             if problem:
                 self._add(Problem(f"--var {name}={value}: {problem}"))
+
+    def _warn_unused_vars(self) -> None:
+        """A --var or --var-file variable no template reads is most likely a typo: say so
+        (a spec's own `vars:` may hold spares; what is given for one run should not)."""
+        used = self.renderer.names_used()
+        known = sorted(used - {"ref"})
+        for doc in self._var_docs:
+            for name in doc.value:
+                if name not in used and not var_name_problem(name):
+                    self.warn(
+                        doc.locate((name,), key=True),
+                        f"variable {name!r} is not used by any template; "
+                        f"remove it or use it{_hint(name, known)}",
+                    )
+        for name in self.variables:
+            if name not in used and not var_name_problem(name):
+                self._add(
+                    Problem(
+                        f"--var {name}: no template uses the variable {name!r}; "
+                        f"check its name{_hint(name, known)}",
+                        severity="warning",
+                    )
+                )
 
     def _validate(self, doc: YamlDoc) -> tuple[Spec | None, list[PathKey]]:
         """The valid part of the spec and each kept shot's path.
@@ -339,14 +394,25 @@ class _Loader:
     def _set_aside(
         self, raw: dict[str, Any], locs: list[tuple[Any, ...]]
     ) -> tuple[dict[str, Any], list[int]] | None:
-        """`raw` without the parts the errors at `locs` are about, and the shots kept."""
+        """`raw` without the parts the errors at `locs` are about, and the shots kept.
+
+        As little as possible is set aside: a bad field of a shot, not the shot, so its
+        other fields are still checked and the shot still exists for frames and the
+        sequence; a bad trim, not the sequence. What was set aside is kept in
+        `self._aside` so that no later check blames it again.
+        """
         data = dict(raw)
-        bad_shots: set[int] = set()
         nested: dict[str, set[str]] = {"defaults": set(), "vars": set(), "assets": set()}
+        shot_fields: dict[int, set[str]] = {}
+        clip_fields: dict[int, set[str]] = {}
         for loc in locs:
             head = loc[0] if loc else None
-            if head == "shots" and len(loc) >= 2 and isinstance(loc[1], int):
-                bad_shots.add(loc[1])
+            index = loc[1] if len(loc) >= 2 and isinstance(loc[1], int) else None
+            if head == "shots" and index is not None:
+                # "" stands for the shot itself (not a mapping)
+                shot_fields.setdefault(index, set()).add(str(loc[2]) if len(loc) > 2 else "")
+            elif head == "sequence" and index is not None:
+                clip_fields.setdefault(index, set()).add(str(loc[2]) if len(loc) > 2 else "")
             elif head in nested and len(loc) >= 2:
                 nested[str(head)].add(str(loc[1]))
             elif head == "version":
@@ -358,12 +424,37 @@ class _Loader:
         for key, names in nested.items():
             if names and isinstance(data.get(key), dict):
                 data[key] = {k: v for k, v in data[key].items() if k not in names}
-        self._broken_defaults = nested["defaults"]
+        self._aside.defaults = _with_meant(nested["defaults"])
         shots = data.get("shots")
         if not isinstance(shots, tuple):
             return None
-        kept = [i for i in range(len(shots)) if i not in bad_shots]
-        data["shots"] = tuple(shots[i] for i in kept)
+        repaired = list(shots)
+        kept: list[int] = []
+        for i, shot in enumerate(shots):
+            names = shot_fields.get(i, set())
+            if names and ("" in names or not isinstance(shot, dict)):
+                self._ids_unknown = True  # not a mapping: nothing of it can be checked
+                continue
+            kept.append(i)
+            if names:
+                self._aside.shots[("shots", i)] = _with_meant(names)
+                repaired[i] = {k: v for k, v in shot.items() if k not in names}
+                if "id" in names:
+                    repaired[i]["id"] = ""  # a stand-in: the other fields are still checked
+        data["shots"] = tuple(repaired[i] for i in kept)
+        clips = data.get("sequence")
+        if clip_fields and isinstance(clips, tuple):
+            kept_clips: list[Any] = []
+            self._aside.clips = []
+            for i, clip in enumerate(clips):
+                names = clip_fields.get(i, set())
+                if names & {"", "id"}:
+                    continue  # no shot named: nothing left of the clip to check
+                if names and isinstance(clip, dict):
+                    clip = {k: v for k, v in clip.items() if k not in names}
+                kept_clips.append(clip)
+                self._aside.clips.append(i)
+            data["sequence"] = tuple(kept_clips) or None
         return data, kept
 
     def _output_dir(self, spec: Spec, variables: Mapping[str, Any]) -> Path | None:
@@ -463,13 +554,19 @@ class _Loader:
         where = _Where(shot_path, None, label)
         context["ref"] = _no_ref
         id_path: PathKey = (*shot_path, "id")
-        shot_id = self._render_text(shot.id, context, id_path, "id: ", where)
-        if shot_id is not None:
+        aside = self._aside.shots.get(shot_path, set())
+        shot_id = None
+        if "id" not in aside:
+            shot_id = self._render_text(shot.id, context, id_path, "id: ", where)
+        if shot_id is None:
+            self._ids_unknown = True
+        else:
             shot_id = shot_id.strip()
             where = _Where(shot_path, shot_id, label)
             if ID_PATTERN.match(shot_id):
                 self._ids.append((shot_id, shot_path, label))
             else:
+                self._known.setdefault(shot_id, None)
                 self.error(
                     self.doc.locate(id_path),
                     f"id: {shot_id!r} is not a valid shot id; use 1 to 64 lowercase letters, "
@@ -481,10 +578,13 @@ class _Loader:
         for name in GENERATION_FIELDS:
             if name in shot.model_fields_set:
                 raw, path = getattr(shot, name), (*shot_path, name)
+            elif name in aside:
+                state.failed.add(name)  # the shot's value has its own error already
+                continue
             elif name in defaults.model_fields_set:
                 raw, path = getattr(defaults, name), ("defaults", name)
             else:
-                if name in self._broken_defaults:
+                if name in self._aside.defaults:
                     state.failed.add(name)
                 continue
             state.sources[name] = path
@@ -601,28 +701,32 @@ class _Loader:
             return _Ref(target, None, path)
         return _Ref(f"frame of {target}", ShotFrame(target, raw.frame), path)
 
-    def _check_frames(self, shots: list[Shot]) -> None:
-        """Frame references name existing shots, never form a cycle, and stay in time."""
-        by_id = {shot.id: shot for shot in shots}
+    def _check_frames(self) -> None:
+        """Frame references name existing shots, never form a cycle, and stay in time.
+
+        A shot with errors still exists: only a time past its end needs its duration.
+        """
         edges: dict[str, list[tuple[str, PathKey]]] = {}
         for shot_id, frame, path, label in self._frames:
             place = self.doc.locate(path)
             suffix = f" (for_each {label})" if label else ""
-            upstream = by_id.get(frame.shot)
-            if upstream is None:
-                hint = did_you_mean(frame.shot, list(by_id))
-                self.error(
-                    place, f"no shot has id {frame.shot!r} to take a frame from.{hint}{suffix}"
-                )
+            if frame.shot not in self._known:
+                if not self._ids_unknown:
+                    hint = did_you_mean(frame.shot, list(self._known))
+                    self.error(
+                        place, f"no shot has id {frame.shot!r} to take a frame from.{hint}{suffix}"
+                    )
                 continue
-            timed = isinstance(frame.frame, float) and upstream.duration != -1
-            if timed and float(frame.frame) > upstream.duration:
+            duration = self._known[frame.shot]
+            timed = isinstance(frame.frame, float) and duration is not None and duration != -1
+            if timed and duration is not None and float(frame.frame) > duration:
                 self.error(
                     place,
                     f"frame {frame.frame:g} s is past the end of shot {frame.shot!r} "
-                    f"({upstream.duration} s){suffix}",
+                    f"({duration} s){suffix}",
                 )
-            edges.setdefault(shot_id, []).append((frame.shot, path))
+            if shot_id is not None:
+                edges.setdefault(shot_id, []).append((frame.shot, path))
         for cycle, path in _cycles(edges):
             self.error(
                 self.doc.locate(path),
@@ -682,9 +786,31 @@ class _Loader:
         prompt = state.values.get("prompt")
         if isinstance(prompt, str):
             self._unmentioned(state, prompt, where)
+        self._note_frames(state, shot_id, label)
+        if shot_id is not None:
+            broken = "duration" in state.failed or any(
+                p.param[:1] == ("duration",) for p in problems
+            )
+            duration = state.values.get("duration")
+            self._known.setdefault(shot_id, None if broken else 5 if duration is None else duration)
         if shot_id is None or state.failed or problems:
             return None
         return self._build(state, shot_path, shot_id, label, index)
+
+    def _note_frames(self, state: _ShotState, shot_id: str | None, label: str) -> None:
+        """Keep the shot's frame references for _check_frames, whether it has errors or not."""
+        for name in MEDIA_ONE_FIELDS + MEDIA_LIST_FIELDS:
+            value = state.values.get(name)
+            for ref in value if isinstance(value, list) else [value] if value else []:
+                if isinstance(ref.media, ShotFrame):
+                    self._frames.append((shot_id, ref.media, ref.path, label))
+
+    def _exists(self, written_id: str) -> None:
+        """A shot that cannot be checked still has its id, if the id is not a template."""
+        if is_template(written_id) or not written_id.strip():
+            self._ids_unknown = True
+        else:
+            self._known.setdefault(written_id.strip(), None)
 
     def _check_video_length(self, state: _ShotState, where: _Where) -> None:
         refs = state.refs.get("reference_videos", [])
@@ -704,15 +830,33 @@ class _Loader:
             state.failed.add("reference_videos")
 
     def _unmentioned(self, state: _ShotState, prompt: str, where: _Where) -> None:
+        """Warn about each reference the prompt never mentions, and about one listed twice
+        (once, at its second copy: `ref()` names the first, so a copy is never mentioned)."""
         for name in MEDIA_LIST_FIELDS:
             token = REFERENCE_TOKEN[name]
-            for i, ref in enumerate(state.refs.get(name, [])):
-                if ref.media is not None and f"[{token}{i + 1}]" not in prompt:
+            refs = state.refs.get(name, [])
+            copies: dict[Media, list[int]] = {}
+            for i, ref in enumerate(refs):
+                if ref.media is not None:
+                    copies.setdefault(ref.media, []).append(i)
+            for indexes in copies.values():
+                first = refs[indexes[0]]
+                templated = name in state.templated
+                if not any(f"[{token}{i + 1}]" in prompt for i in indexes):
                     self.warn(
-                        self.doc.locate(ref.path),
-                        f"{name}: {ref.written!r} is never mentioned in the prompt; "
-                        f"write {{{{ ref('{ref.written}') }}}} where it matters"
-                        f"{where.suffix(ref.path, name in state.templated)}",
+                        self.doc.locate(first.path),
+                        f"{name}: {first.written!r} is never mentioned in the prompt; "
+                        f"write {{{{ ref('{first.written}') }}}} where it matters"
+                        f"{where.suffix(first.path, templated)}",
+                    )
+                if len(indexes) > 1:
+                    second = refs[indexes[1]]
+                    self.warn(
+                        self.doc.locate(second.path),
+                        f"{name}: {first.written!r} is listed "
+                        f"{'twice' if len(indexes) == 2 else f'{len(indexes)} times'} "
+                        f"({_items(indexes, refs)}); keep one"
+                        f"{where.suffix(second.path, templated)}",
                     )
 
     def _build(
@@ -728,11 +872,6 @@ class _Loader:
         for name in MEDIA_LIST_FIELDS:
             if name in values:
                 fields[name] = tuple(ref.media for ref in values[name])
-        for name in MEDIA_ONE_FIELDS + MEDIA_LIST_FIELDS:
-            value = values.get(name)
-            for ref in value if isinstance(value, list) else [value] if value else []:
-                if isinstance(ref.media, ShotFrame):
-                    self._frames.append((shot_id, ref.media, ref.path, label))
         return Shot(
             id=shot_id,
             index=index,
@@ -879,6 +1018,31 @@ class _Loader:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _with_meant(names: set[str]) -> set[str]:
+    """`names` plus the generation field each misspelt one meant (`promt` -> `prompt`), so
+    that a typo is reported once, not again as a missing field."""
+    out = set(names)
+    for name in names:
+        out.update(difflib.get_close_matches(name, GENERATION_FIELDS, n=1, cutoff=0.6))
+    return out
+
+
+def _hint(name: str, known: list[str]) -> str:
+    """'. Did you mean 'x'?' (as a sentence after a clause), or ''."""
+    close = did_you_mean(name, known).strip()
+    return f". {close}" if close else ""
+
+
+def _items(indexes: list[int], refs: list[_Ref]) -> str:
+    """'items 1 and 3', with the spellings when they differ ('logo' and 'logo.png')."""
+    numbers = [str(i + 1) for i in indexes]
+    text = "items " + ", ".join(numbers[:-1]) + " and " + numbers[-1]
+    spellings = list(dict.fromkeys(refs[i].written for i in indexes))
+    if len(spellings) > 1:
+        text += ", written " + " and ".join(repr(w) for w in spellings)
+    return text
 
 
 def _no_ref(name: object = None) -> str:

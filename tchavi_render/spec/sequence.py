@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tchavi_render.api.models import did_you_mean
 from tchavi_render.spec.model import SequenceClip
@@ -13,36 +13,41 @@ __all__ = ["resolve_sequence"]
 
 
 def resolve_sequence(
-    clips: tuple[SequenceClip, ...] | None,
+    clips: Sequence[tuple[int, SequenceClip]] | None,
     shots: Sequence[Shot],
-    known_ids: Sequence[str],
+    known: Mapping[str, int | None],
     doc: YamlDoc,
     error: Callable[[Location, str], None],
+    *,
+    every_id_known: bool = True,
 ) -> tuple[SequenceItem, ...]:
     """The clips of the final cut; each problem goes to `error` at the item that has it.
 
-    `known_ids` are every id the spec gives, those of shots with errors included, so a
-    broken shot is blamed once (where it is) and not again here.
+    `clips` pairs each clip with its index under `sequence:` (clips with shape errors are
+    left out). `known` maps every id the spec gives, those of shots with errors included,
+    to its duration (None when unknown), so a broken shot is blamed once (where it is)
+    and not again here. When `every_id_known` is false some shot's id could not be worked
+    out, so an id that is not found is not an error.
     """
     if clips is None:
         return tuple(SequenceItem(s.id, None, s.location) for s in shots)
-    by_id = {s.id: s for s in shots}
     items: list[SequenceItem] = []
-    for i, clip in enumerate(clips):
+    for i, clip in clips:
         path = ("sequence", i)
-        if clip.id not in known_ids:
-            ids = list(dict.fromkeys(known_ids))
-            hint = did_you_mean(clip.id, ids) or _listed(ids)
-            error(doc.locate((*path, "id")), f"sequence: no shot has the id {clip.id!r}.{hint}")
+        if clip.id not in known:
+            if every_id_known:
+                ids = list(known)
+                hint = did_you_mean(clip.id, ids) or _listed(ids)
+                error(doc.locate((*path, "id")), f"sequence: no shot has the id {clip.id!r}.{hint}")
             continue
-        shot = by_id.get(clip.id)
-        if clip.trim is not None and shot is not None and shot.duration > 0:
+        duration = known[clip.id]
+        if clip.trim is not None and duration is not None and duration > 0:
             end = clip.trim[1]
-            if end > shot.duration:
+            if end > duration:
                 error(
                     doc.locate((*path, "trim", 1)),
                     f"trim: ends at {end:g} s, past the end of shot {clip.id!r} "
-                    f"({shot.duration} s); end it at {shot.duration} at most",
+                    f"({duration} s); end it at {duration} at most",
                 )
                 continue
         items.append(SequenceItem(clip.id, clip.trim, doc.locate(path)))

@@ -21,6 +21,7 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    meta,
     nodes,
     pass_eval_context,
 )
@@ -241,6 +242,14 @@ class ProjectLoader(BaseLoader):
         self.display_dir = display_dir
         self.loaded: dict[Path, Path] = {}
 
+    @property
+    def shown_dir(self) -> str:
+        """The project directory as messages name it: as the user gave it, and never as
+        `.` (a spec in the current directory), which names nothing a reader can see."""
+        if self.display_dir.parts:
+            return f"{self.display_dir.as_posix()}/"
+        return f"{self.project_dir.name}/ (the current directory)"
+
     def get_source(
         self, environment: Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
@@ -256,7 +265,7 @@ class ProjectLoader(BaseLoader):
             raise TemplateNotFound(
                 template,
                 f"cannot include {template!r}: it is outside the project directory "
-                f"{self.display_dir or '.'}; keep templates next to the spec",
+                f"{self.shown_dir}; keep templates next to the spec",
             )
         if not target.is_file():
             raise TemplateNotFound(
@@ -326,6 +335,20 @@ class Renderer:
         except Exception as exc:
             raise self._failure(exc, context) from None
         return value
+
+    def names_used(self) -> frozenset[str]:
+        """Every variable name the templates rendered so far (and the files they include)
+        read: the undeclared names of each, as Jinja's `meta` finds them."""
+        sources = [s for s, t in self._templates.items() if not isinstance(t, TemplateFailure)]
+        sources += [f"{{{{ {inner} }}}}" for inner in self._expressions]
+        for path in self.loader.loaded:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                sources.append(path.read_text(encoding="utf-8"))
+        names: set[str] = set()
+        for source in sources:
+            with contextlib.suppress(TemplateSyntaxError):
+                names |= meta.find_undeclared_variables(self.env.parse(source))
+        return frozenset(names)
 
     def _compile(self, source: str) -> Template:
         cached = self._templates.get(source)

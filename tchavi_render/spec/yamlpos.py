@@ -18,6 +18,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_NODES",
+    "OutOfRange",
     "PathKey",
     "YamlDoc",
     "parse_scalar",
@@ -41,6 +42,23 @@ _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null")}
+
+
+class OutOfRange(float):
+    """A number written too large for a float (`1e400` reads as infinity). It remembers its
+    text, so that messages show what was written instead of `inf`."""
+
+    text: str
+
+    def __new__(cls, text: str) -> OutOfRange:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
 
 
 class _Fatal(Exception):
@@ -128,7 +146,8 @@ def parse_scalar(text: str) -> Any:
         # More digits than Python converts (int_max_str_digits): not a number we can use.
         return text
     if _FLOAT.match(text):
-        return float(text)
+        value = float(text)
+        return value if math.isfinite(value) else OutOfRange(text)
     if _INF.match(text):
         return -math.inf if text.startswith("-") else math.inf
     if _NAN.match(text):
@@ -168,7 +187,7 @@ def parse_yaml(text: str | bytes, file: Path) -> tuple[YamlDoc | None, list[Prob
     except _Fatal as fatal:
         return None, [Problem(fatal.message, file, fatal.line, fatal.column)]
     except yaml.MarkedYAMLError as exc:
-        return None, [_syntax_problem(exc, file)]
+        return None, [_syntax_problem(exc, text, file)]
     except yaml.YAMLError as exc:
         return None, [_reader_problem(exc, text, file)]
     doc = YamlDoc(
@@ -189,8 +208,11 @@ def _too_big(file: Path) -> Problem:
     return Problem(f"is larger than {limit} MiB; split it or generate shots with for_each", file)
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError, file: Path) -> Problem:
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: Path) -> Problem:
     mark = exc.problem_mark or exc.context_mark
+    if mark is not None and _indented_with_tab(text, mark.line, mark.column):
+        message = "tabs are not allowed for indentation; use spaces"
+        return Problem(message, file, mark.line + 1, mark.column + 1)
     problem = exc.problem or "invalid YAML"
     message = f"YAML syntax error: {problem}"
     if exc.context and exc.context_mark is not None:
@@ -198,6 +220,15 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: Path) -> Problem:
     if mark is None:
         return Problem(message, file)
     return Problem(message, file, mark.line + 1, mark.column + 1)
+
+
+def _indented_with_tab(text: str, line: int, column: int) -> bool:
+    """Whether the 0-based (line, column) of `text` is a tab among the line's indentation."""
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return False
+    indent = lines[line][: len(lines[line]) - len(lines[line].lstrip(" \t"))]
+    return column < len(indent) and indent[column] == "\t"
 
 
 def _reader_problem(exc: yaml.YAMLError, text: str, file: Path) -> Problem:

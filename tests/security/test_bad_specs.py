@@ -17,7 +17,7 @@ LOCK = "# an earlier apply's lock: it must not change\nversion: 1\ncredits_total
 
 # (spec file, line, what the message must say)
 CASES: list[tuple[str, int, str]] = [
-    ("yaml_tab_indent", 3, "YAML syntax error: found character that cannot start any token"),
+    ("yaml_tab_indent", 3, "tabs are not allowed for indentation; use spaces"),
     ("yaml_unclosed_quote", 9, "found unexpected end of stream"),
     ("yaml_two_documents", 9, "holds more than one YAML document"),
     ("yaml_duplicate_key", 9, "duplicate key 'prompt' (first written at line 8)"),
