@@ -273,6 +273,18 @@ class _Loader:
 
     def _read_yaml(self, path: Path, what: str, fix: str) -> YamlDoc | None:
         try:
+            if path.is_symlink() and not path.resolve().is_relative_to(self.project_dir):
+                # The rule media and includes follow: a symlink must not lead out of the
+                # project (a spec or var file linked to ~/.env would be read and quoted).
+                self._add(
+                    Problem(
+                        f"the {what} is a symlink that leads outside the project directory "
+                        "(the spec's folder); copy the file into the project, or pass its "
+                        "own path",
+                        path,
+                    )
+                )
+                return None
             if not path.exists():
                 self._add(Problem(f"{what} not found; {fix}", path))
                 return None
@@ -281,7 +293,7 @@ class _Loader:
                 return None
             with path.open("rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
-        except (OSError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
             self._add(Problem(f"cannot read the {what}: {_os_reason(exc)}", path))
             return None
         doc, problems = parse_yaml(data, path)
