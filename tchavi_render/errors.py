@@ -36,12 +36,16 @@
 
 Messages name the place and end with what to do. The API key never appears in any of them:
 nothing here is ever given the key (nor the S3 credentials, nor the cache-signing secret).
+What the user wrote may still be a secret, so a Problem's message goes through
+`tchavi_render.redact.redact`, as does every message the CLI prints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from tchavi_render.redact import redact
 
 __all__ = [
     "AmbiguousSubmit",
@@ -84,6 +88,11 @@ class Problem:
     line: int | None = None
     column: int | None = None
     severity: str = "error"  # "error" or "warning"
+
+    def __post_init__(self) -> None:
+        # Messages quote what the user wrote, which may be a secret (a spec or var file
+        # that is really a .env file): nothing credential-like leaves in a Problem.
+        object.__setattr__(self, "message", redact(self.message))
 
     def __str__(self) -> str:
         if self.file is None:

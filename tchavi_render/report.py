@@ -15,13 +15,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import quote
 
+from tchavi_render.api.models import MEDIA_SLOTS
 from tchavi_render.engine.lock import LockEntry
 from tchavi_render.engine.plan import Plan
 from tchavi_render.engine.status import ShotState, State, shot_states
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, UrlMedia
+from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
 __all__ = ["THUMB_WIDTH", "marker_colour", "render_report"]
 
@@ -157,37 +158,43 @@ def _seconds(value: float | int | None) -> str:
 
 
 def _media_name(media: Media) -> str:
-    if isinstance(media, LocalMedia):
-        return media.relpath
-    if isinstance(media, UrlMedia):
-        return media.url
-    if isinstance(media.frame, str):
-        return f"{media.frame} frame of shot {media.shot}"
-    return f"frame at {media.selector} of shot {media.shot}"
+    match media:
+        case LocalMedia():
+            return media.relpath
+        case UrlMedia():
+            return media.url
+        case ShotFrame(frame=str(which)):
+            return f"{which} frame of shot {media.shot}"
+        case ShotFrame():
+            return f"frame at {media.selector} of shot {media.shot}"
+        case _:
+            assert_never(media)
 
 
 def _reference_thumb(media: Media, frames: Mapping[str, _Frames | None]) -> str | None:
     """A small picture of an image reference: the file, or the other shot's frame."""
-    if isinstance(media, LocalMedia):
-        return _image_thumb(media) if media.kind == "image" else None
-    if isinstance(media, UrlMedia):
-        return None
-    upstream = frames.get(media.shot)
-    if upstream is None or not isinstance(media.frame, str):
-        return None
-    return upstream.first if media.frame == "first" else upstream.last
+    match media:
+        case LocalMedia():
+            return _image_thumb(media) if media.kind == "image" else None
+        case UrlMedia():
+            return None
+        case ShotFrame():
+            upstream = frames.get(media.shot)
+            if upstream is None or not isinstance(media.frame, str):
+                return None  # a frame at a time in seconds is not among the drawn frames
+            return upstream.first if media.frame == "first" else upstream.last
+        case _:
+            assert_never(media)
+
+
+# What a reference is called on the page: the single frames by role, list items by kind.
+_FRAME_LABELS = {"image_url": "first frame", "last_frame_image_url": "last frame"}
 
 
 def _references(shot: Shot, frames: Mapping[str, _Frames | None]) -> str:
     items = []
     for field, media in shot.media():
-        label = {
-            "image_url": "first frame",
-            "last_frame_image_url": "last frame",
-            "reference_images": "image",
-            "reference_videos": "video",
-            "reference_audios": "audio",
-        }[field]
+        label = _FRAME_LABELS.get(field) or MEDIA_SLOTS[field].kind
         uri = _reference_thumb(media, frames)
         thumb = f'<img class="ref-thumb" src="{_e(uri)}" alt="">' if uri else ""
         items.append(

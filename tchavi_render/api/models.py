@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -27,7 +27,12 @@ from pydantic import (
 __all__ = [
     "ASPECT_RATIOS",
     "FRAME_SIZES",
+    "GENERATION_FIELDS",
+    "MAX_REFERENCE",
+    "MEDIA_FIELDS",
+    "MEDIA_SLOTS",
     "MODELS",
+    "REFERENCE_TOKEN",
     "RESOLUTIONS",
     "GenerationParams",
     "Job",
@@ -36,6 +41,8 @@ __all__ = [
     "JobList",
     "JobOutput",
     "JobStatus",
+    "MediaKind",
+    "MediaSlot",
     "ParamProblem",
     "check_request",
     "did_you_mean",
@@ -45,19 +52,7 @@ __all__ = [
 MODELS: tuple[str, ...] = ("seedance-2", "kling-v3")
 RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
 ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3", "3:4", "adaptive")
-MEDIA_FIELDS: tuple[str, ...] = (
-    "image_url",
-    "last_frame_image_url",
-    "reference_images",
-    "reference_videos",
-    "reference_audios",
-)
-MAX_REFERENCE = {"reference_images": 9, "reference_videos": 3, "reference_audios": 3}
-REFERENCE_TOKEN = {
-    "reference_images": "Image",
-    "reference_videos": "Video",
-    "reference_audios": "Audio",
-}
+MediaKind = Literal["image", "video", "audio"]
 MAX_REFERENCE_VIDEO_SECONDS = 15.0
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
@@ -113,6 +108,20 @@ def _check_url(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class MediaSlot:
+    """Marks a GenerationParams field that takes media: what kind, and for a reference list,
+    how many items it allows and the token prompts use for them ([Image1], [Video2]...)."""
+
+    kind: MediaKind
+    most: int | None = None  # None: one item (a URL), else a list of at most this many
+    token: str | None = None
+
+    @property
+    def many(self) -> bool:
+        return self.most is not None
+
+
 class GenerationParams(BaseModel):
     """The body of POST /videos/generations, validated with every documented rule."""
 
@@ -125,11 +134,17 @@ class GenerationParams(BaseModel):
     aspect_ratio: str = "16:9"
     generate_audio: bool = True
     seed: int | None = None
-    image_url: str | None = None
-    last_frame_image_url: str | None = None
-    reference_images: tuple[str, ...] | None = Field(default=None)
-    reference_videos: tuple[str, ...] | None = Field(default=None)
-    reference_audios: tuple[str, ...] | None = Field(default=None)
+    image_url: Annotated[str | None, MediaSlot("image")] = None
+    last_frame_image_url: Annotated[str | None, MediaSlot("image")] = None
+    reference_images: Annotated[tuple[str, ...] | None, MediaSlot("image", 9, "Image")] = Field(
+        default=None
+    )
+    reference_videos: Annotated[tuple[str, ...] | None, MediaSlot("video", 3, "Video")] = Field(
+        default=None
+    )
+    reference_audios: Annotated[tuple[str, ...] | None, MediaSlot("audio", 3, "Audio")] = Field(
+        default=None
+    )
 
     @field_validator("model")
     @classmethod
@@ -209,6 +224,23 @@ class GenerationParams(BaseModel):
     def reference_count(self, field: str) -> int:
         value = getattr(self, field)
         return 0 if value is None else len(value)
+
+
+# Everything below is read off GenerationParams, the one list of generation fields.
+GENERATION_FIELDS: tuple[str, ...] = tuple(GenerationParams.model_fields)  # request order
+MEDIA_SLOTS: dict[str, MediaSlot] = {
+    name: slot
+    for name, info in GenerationParams.model_fields.items()
+    for slot in info.metadata
+    if isinstance(slot, MediaSlot)
+}
+MEDIA_FIELDS: tuple[str, ...] = tuple(MEDIA_SLOTS)
+MAX_REFERENCE: dict[str, int] = {
+    name: slot.most for name, slot in MEDIA_SLOTS.items() if slot.most is not None
+}
+REFERENCE_TOKEN: dict[str, str] = {
+    name: slot.token for name, slot in MEDIA_SLOTS.items() if slot.token is not None
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import click
 
 from tchavi_render import __version__
 from tchavi_render.errors import TchaviRenderError
+from tchavi_render.redact import redact
 
 # verb -> (module, attribute, one-line help). The help lives here so listing the verbs
 # imports none of them.
@@ -74,7 +75,7 @@ def _crash_log(exc: BaseException) -> Path:
     text = "".join(traceback.format_exception(exc))
     fd, name = tempfile.mkstemp(prefix="tchavi-render-crash-", suffix=".log")
     with os.fdopen(fd, "w") as handle:
-        handle.write(f"tchavi-render {__version__}\nargv: {sys.argv!r}\n\n{text}")
+        handle.write(redact(f"tchavi-render {__version__}\nargv: {sys.argv!r}\n\n{text}"))
     return Path(name)
 
 
@@ -83,20 +84,24 @@ def handle_errors(ctx: click.Context, call: Callable[[], Any]) -> Any:
     a crash log whose path is printed (the traceback itself with --debug)."""
     try:
         result = call()
-    except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+    except click.ClickException as exc:
+        # click quotes argument values ("'sk-...' is not key=value"); typed Final, not frozen
+        exc.message = redact(exc.message)  # type: ignore[misc]
+        raise
+    except (click.exceptions.Exit, click.exceptions.Abort):
         raise
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         raise click.exceptions.Exit(130) from None
     except TchaviRenderError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {redact(str(exc))}", err=True)
         raise click.exceptions.Exit(exc.exit_code) from None
     except Exception as exc:
         log = _crash_log(exc)
         if (ctx.obj or {}).get("debug"):
-            traceback.print_exception(exc)
+            click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
         click.echo(
-            f"Internal error: {type(exc).__name__}: {exc}\n"
+            f"Internal error: {type(exc).__name__}: {redact(str(exc))}\n"
             f"This is a bug in tchavi-render. The traceback is in {log}; "
             "please attach it to a bug report.",
             err=True,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import click
 
 from tchavi_render.cli.options import parse_vars, variable_options
 from tchavi_render.errors import Problem
+
+if TYPE_CHECKING:
+    from tchavi_render.spec.shot import Media
 
 __all__ = ["validate"]
 
@@ -77,12 +80,20 @@ def _validate_one(
     return report, not errors
 
 
-def _media_json(media: Any) -> Any:
-    from tchavi_render.spec.shot import LocalMedia
+def _media_json(media: Media) -> str | dict[str, str | float]:
+    """A media item as the report shows it: a URL as written, a local file by its path and
+    digest, a frame of another shot as `{shot, frame}` (its output is not known yet)."""
+    from tchavi_render.spec.shot import LocalMedia, ShotFrame, UrlMedia
 
-    if isinstance(media, LocalMedia):
-        return {"path": media.relpath, "sha256": media.sha256}
-    return media.url
+    match media:
+        case UrlMedia():
+            return media.url
+        case LocalMedia():
+            return {"path": media.relpath, "sha256": media.sha256}
+        case ShotFrame():
+            return {"shot": media.shot, "frame": media.frame}
+        case _:
+            assert_never(media)
 
 
 def _in_file_order(errors: list[Problem], warnings: list[Problem]) -> list[Problem]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, assert_never
 
 from tchavi_render.spec.shot import LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
@@ -28,21 +28,23 @@ class UpstreamUnknown(LookupError):
 
 def media_key_value(
     upstream: Mapping[str, str] | None = None,
-) -> Callable[[Media], dict[str, Any]]:
+) -> Callable[[Media], dict[str, str]]:
     """What a media item contributes to the key: the bytes' digest, the URL as written, or
     for a frame of another shot, that shot's output digest and which frame."""
 
-    def value(media: Media) -> dict[str, Any]:
-        if isinstance(media, LocalMedia):
-            return {"sha256": media.sha256}
-        if isinstance(media, UrlMedia):
-            return {"url": media.url}
-        if isinstance(media, ShotFrame):
-            output = (upstream or {}).get(media.shot)
-            if output is None:
-                raise UpstreamUnknown(media.shot)
-            return {"frame": media.selector, "shot_output": output}
-        raise TypeError(f"unknown media {media!r}")
+    def value(media: Media) -> dict[str, str]:
+        match media:
+            case LocalMedia():
+                return {"sha256": media.sha256}
+            case UrlMedia():
+                return {"url": media.url}
+            case ShotFrame():
+                output = (upstream or {}).get(media.shot)
+                if output is None:
+                    raise UpstreamUnknown(media.shot)
+                return {"frame": media.selector, "shot_output": output}
+            case _:
+                assert_never(media)
 
     return value
 

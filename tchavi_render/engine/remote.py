@@ -602,9 +602,7 @@ class LayeredCache(RenderCache):
 def local_media_problem(spec: LoadedSpec) -> str | None:
     """Why the tchavi backend cannot take this spec's local files or shot frames without a
     bucket to host them, or None."""
-    local = sorted(
-        {m.relpath for s in spec.shots for _, m in s.media() if isinstance(m, LocalMedia)}
-    )
+    local = sorted({m.relpath for s in spec.shots for m in s.local_media()})
     frames = sorted({s.id for s in spec.shots if s.upstream})
     if not local and not frames:
         return None

@@ -10,14 +10,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, assert_never, get_args
 from urllib.parse import quote, urlsplit
 
 from pydantic import ValidationError
 
 from tchavi_render.api.models import (
     MAX_REFERENCE_VIDEO_SECONDS,
+    MEDIA_SLOTS,
     REFERENCE_TOKEN,
+    GenerationParams,
     ParamProblem,
     check_request,
     did_you_mean,
@@ -39,6 +41,7 @@ from tchavi_render.spec.sequence import resolve_sequence
 from tchavi_render.spec.shot import (
     MEDIA_LIST_FIELDS,
     MEDIA_ONE_FIELDS,
+    SCALAR_FIELDS,
     LoadedSpec,
     LocalMedia,
     Location,
@@ -56,16 +59,23 @@ __all__ = ["ID_PATTERN", "MAX_SHOTS", "load_spec"]
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_SHOTS = 100_000
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_TEXT_FIELDS = ("model", "resolution", "aspect_ratio")
-_INT_FIELDS = ("duration", "seed")
-_BOOL_FIELDS = ("generate_audio",)
-_FIELD_KIND: dict[str, MediaKind] = {
-    "image_url": "image",
-    "last_frame_image_url": "image",
-    "reference_images": "image",
-    "reference_videos": "video",
-    "reference_audios": "audio",
-}
+
+
+def _scalars(kind: type) -> tuple[str, ...]:
+    """The generation fields the API model types as `kind` (or `kind | None`)."""
+    fields = GenerationParams.model_fields
+    return tuple(
+        name
+        for name in SCALAR_FIELDS
+        if kind in (get_args(fields[name].annotation) or (fields[name].annotation,))
+    )
+
+
+# the prompt is rendered apart: it waits for the shot's references (ref())
+_TEXT_FIELDS = tuple(name for name in _scalars(str) if name != "prompt")
+_INT_FIELDS = _scalars(int)
+_BOOL_FIELDS = _scalars(bool)
+_FIELD_KIND: dict[str, MediaKind] = {name: slot.kind for name, slot in MEDIA_SLOTS.items()}
 _ARTICLE = {"image": "an image", "video": "a video", "audio": "an audio file"}
 
 
@@ -294,6 +304,18 @@ class _Loader:
 
     def _read_yaml(self, path: Path, what: str, fix: str) -> YamlDoc | None:
         try:
+            if path.is_symlink() and not path.resolve().is_relative_to(self.project_dir):
+                # The rule media and includes follow: a symlink must not lead out of the
+                # project (a spec or var file linked to ~/.env would be read and quoted).
+                self._add(
+                    Problem(
+                        f"the {what} is a symlink that leads outside the project directory "
+                        "(the spec's folder); copy the file into the project, or pass its "
+                        "own path",
+                        path,
+                    )
+                )
+                return None
             if not path.exists():
                 self._add(Problem(f"{what} not found; {fix}", path))
                 return None
@@ -302,7 +324,7 @@ class _Loader:
                 return None
             with path.open("rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
-        except (OSError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
             self._add(Problem(f"cannot read the {what}: {_os_reason(exc)}", path))
             return None
         doc, problems = parse_yaml(data, path)
@@ -671,15 +693,19 @@ class _Loader:
         written = written.strip()
         suffix = where.suffix(path, templated)
         media = self._resolve_target(written, path, f"{name}: ", suffix, use=True)
-        if media is not None and isinstance(media, LocalMedia):
-            expected = _FIELD_KIND[name]
-            if media.kind != expected:
+        expected = _FIELD_KIND[name]
+        match media:
+            case LocalMedia(kind=kind) if kind != expected:
                 self.error(
                     self.doc.locate(path),
-                    f"{name}: {written!r} is {_ARTICLE[media.kind]} ({media.relpath}), "
+                    f"{name}: {written!r} is {_ARTICLE[kind]} ({media.relpath}), "
                     f"but {name} takes {_ARTICLE[expected]}{suffix}",
                 )
                 return _Ref(written, None, path)
+            case LocalMedia() | UrlMedia() | ShotFrame() | None:
+                pass  # a URL's kind is the service's to check; frames come from _frame_item
+            case _:
+                assert_never(media)
         return _Ref(written, media, path)
 
     def _frame_item(
@@ -802,8 +828,13 @@ class _Loader:
         for name in MEDIA_ONE_FIELDS + MEDIA_LIST_FIELDS:
             value = state.values.get(name)
             for ref in value if isinstance(value, list) else [value] if value else []:
-                if isinstance(ref.media, ShotFrame):
-                    self._frames.append((shot_id, ref.media, ref.path, label))
+                match ref.media:
+                    case ShotFrame():
+                        self._frames.append((shot_id, ref.media, ref.path, label))
+                    case LocalMedia() | UrlMedia() | None:
+                        pass
+                    case _:
+                        assert_never(ref.media)
 
     def _exists(self, written_id: str) -> None:
         """A shot that cannot be checked still has its id, if the id is not a template."""
@@ -814,11 +845,8 @@ class _Loader:
 
     def _check_video_length(self, state: _ShotState, where: _Where) -> None:
         refs = state.refs.get("reference_videos", [])
-        total = sum(
-            r.media.duration or 0.0
-            for r in refs
-            if isinstance(r.media, LocalMedia) and r.media.kind == "video"
-        )
+        # URLs are measured by the service; only local videos are known here
+        total = sum(_local_seconds(r.media) for r in refs)
         if total > MAX_REFERENCE_VIDEO_SECONDS + 1e-6:
             path = state.sources["reference_videos"]
             self.error(
@@ -930,7 +958,7 @@ class _Loader:
         if _SCHEME.match(name):
             return UrlMedia(name)
         found = self._local(name)
-        return found if isinstance(found, LocalMedia) else None
+        return None if isinstance(found, str) else found
 
     def _asset_media(self, name: str) -> Media | None:
         asset = self.assets.get(name)
@@ -1160,13 +1188,28 @@ def _cycles(edges: Mapping[str, list[tuple[str, PathKey]]]) -> list[tuple[list[s
 
 
 def _probe_url(ref: _Ref) -> str:
-    if isinstance(ref.media, ShotFrame):
-        return "https://frame.invalid/" + quote(ref.media.shot)
-    if isinstance(ref.media, UrlMedia):
-        return ref.media.url
-    if isinstance(ref.media, LocalMedia):
-        return "https://local.invalid/" + quote(ref.media.relpath)
-    return "https://unresolved.invalid/"
+    match ref.media:
+        case ShotFrame():
+            return "https://frame.invalid/" + quote(ref.media.shot)
+        case UrlMedia():
+            return ref.media.url
+        case LocalMedia():
+            return "https://local.invalid/" + quote(ref.media.relpath)
+        case None:
+            return "https://unresolved.invalid/"
+        case _:
+            assert_never(ref.media)
+
+
+def _local_seconds(media: Media | None) -> float:
+    """How long a local video reference lasts; 0 for anything else."""
+    match media:
+        case LocalMedia(kind="video", duration=seconds):
+            return seconds or 0.0
+        case LocalMedia() | UrlMedia() | ShotFrame() | None:
+            return 0.0
+        case _:
+            assert_never(media)
 
 
 def _short(value: Any) -> str:

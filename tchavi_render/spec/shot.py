@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TypeVar, assert_never
 
-from tchavi_render.api.models import GenerationParams
+from tchavi_render.api.models import GENERATION_FIELDS, MEDIA_SLOTS, GenerationParams, MediaKind
 from tchavi_render.errors import Problem
 from tchavi_render.spec.model import CacheSpec
 
@@ -23,7 +23,7 @@ __all__ = [
     "UrlMedia",
 ]
 
-MediaKind = Literal["image", "video", "audio"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,10 @@ class ShotFrame:
 
 Media = LocalMedia | UrlMedia | ShotFrame
 
-MEDIA_LIST_FIELDS: tuple[str, ...] = ("reference_images", "reference_videos", "reference_audios")
-MEDIA_ONE_FIELDS: tuple[str, ...] = ("image_url", "last_frame_image_url")
+MEDIA_LIST_FIELDS: tuple[str, ...] = tuple(n for n, s in MEDIA_SLOTS.items() if s.many)
+MEDIA_ONE_FIELDS: tuple[str, ...] = tuple(n for n, s in MEDIA_SLOTS.items() if not s.many)
+# model, prompt, duration...: the fields a Shot carries as they are sent
+SCALAR_FIELDS: tuple[str, ...] = tuple(n for n in GENERATION_FIELDS if n not in MEDIA_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -119,23 +121,36 @@ class Shot:
         """The shots whose output frames this shot uses, in first-use order."""
         seen: dict[str, None] = {}
         for _, media in self.media():
-            if isinstance(media, ShotFrame):
-                seen.setdefault(media.shot)
+            match media:
+                case ShotFrame(shot=upstream):
+                    seen.setdefault(upstream)
+                case LocalMedia() | UrlMedia():
+                    pass
+                case _:
+                    assert_never(media)
         return tuple(seen)
 
-    def request(self, media_value: Callable[[Media], Any]) -> dict[str, Any]:
+    def local_media(self) -> Iterator[LocalMedia]:
+        """Every local file the shot references, in request order."""
+        for _, media in self.media():
+            match media:
+                case LocalMedia():
+                    yield media
+                case UrlMedia() | ShotFrame():
+                    pass
+                case _:
+                    assert_never(media)
+
+    def request(
+        self, media_value: Callable[[Media], T]
+    ) -> dict[str, str | int | bool | T | list[T]]:
         """The request body with every default written out; each media item is replaced by
         `media_value(item)` (a URL for the wire, a digest for the key, a dict for display)."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": self.prompt,
-            "duration": self.duration,
-            "resolution": self.resolution,
-            "aspect_ratio": self.aspect_ratio,
-            "generate_audio": self.generate_audio,
-        }
-        if self.seed is not None:
-            body["seed"] = self.seed
+        body: dict[str, str | int | bool | T | list[T]] = {}
+        for name in SCALAR_FIELDS:
+            value = getattr(self, name)
+            if value is not None:  # only `seed` is ever unset: the service then picks one
+                body[name] = value
         for name in MEDIA_ONE_FIELDS:
             value = getattr(self, name)
             if value is not None:

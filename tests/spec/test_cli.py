@@ -173,3 +173,40 @@ def test_help_imports_no_heavy_module() -> None:
     ).stdout
     assert "validate" in out and "schema" in out
     assert out.splitlines()[-1] == "[]"
+
+
+CONTINUITY = """\
+    version: 1
+    defaults: {model: seedance-2}
+    shots:
+      - id: a
+        prompt: the harbour at dawn
+        duration: 4
+      - id: b
+        prompt: the same harbour, later
+        image_url: {shot: a, frame: last}
+      - id: c
+        prompt: "boats like [Image1] and [Image2]"
+        reference_images: [{shot: a, frame: first}, {shot: b, frame: 1.5}]
+"""
+
+
+def test_validate_accepts_frames_of_other_shots(runner: CliRunner, spec_dir: SpecDir) -> None:
+    path = spec_dir.write(CONTINUITY)
+    result = runner.invoke(cli, ["validate", str(path)])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"{path}: valid, 3 shots\n"
+
+
+def test_validate_json_shows_frames_of_other_shots_as_written(
+    runner: CliRunner, spec_dir: SpecDir
+) -> None:
+    path = spec_dir.write(CONTINUITY)
+    result = runner.invoke(cli, ["validate", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    requests = {shot["id"]: shot["request"] for shot in json.loads(result.stdout)["shots"]}
+    assert requests["b"]["image_url"] == {"shot": "a", "frame": "last"}
+    assert requests["c"]["reference_images"] == [
+        {"shot": "a", "frame": "first"},
+        {"shot": "b", "frame": 1.5},
+    ]
