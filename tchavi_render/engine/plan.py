@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, assert_never
 
-from tchavi_render.api.models import did_you_mean
+from tchavi_render.api.models import GENERATION_FIELDS, did_you_mean
 from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
 from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
@@ -319,24 +319,9 @@ def local_files(shot: Shot) -> dict[str, str]:
     return out
 
 
-_ORDER = (
-    "model",
-    "prompt",
-    "duration",
-    "resolution",
-    "aspect_ratio",
-    "generate_audio",
-    "seed",
-    "image_url",
-    "last_frame_image_url",
-    "reference_images",
-    "reference_videos",
-    "reference_audios",
-)
-
-
 def _field_order(name: str) -> tuple[int, str]:
-    return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+    order = GENERATION_FIELDS  # the request's own order
+    return (order.index(name) if name in order else len(order), name)
 
 
 def matches(shot_id: str, patterns: Sequence[str]) -> bool:

@@ -159,3 +159,11 @@ def test_a_wrong_type_in_a_shot_does_not_fall_back_to_the_default(spec_dir: Spec
     assert _lines(problems) == [
         ":5:15: duration: must be an integer, got 8.5",
     ]
+
+
+def test_the_spec_takes_exactly_the_fields_the_api_model_has() -> None:
+    """One source for the generation fields: the spec's model may not drift from the API's."""
+    from tchavi_render.api.models import GENERATION_FIELDS as API_FIELDS
+    from tchavi_render.spec.model import GENERATION_FIELDS as SPEC_FIELDS
+
+    assert SPEC_FIELDS == API_FIELDS
