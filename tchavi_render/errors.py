@@ -30,9 +30,8 @@
     ├── ShotsNotReady                    export needs shots that are not rendered or out of
     │                                    date; names each one
     ├── ExportError                      the final cut cannot be made from the rendered files
-    ├── RemoteCacheError                 the remote cache (S3) is misconfigured, unreachable
-    │                                    or refuses a request
-    └── UserAborted                      the user answered no at the confirmation
+    └── RemoteCacheError                 the remote cache (S3) is misconfigured, unreachable
+                                         or refuses a request
 
 Messages name the place and end with what to do. The API key never appears in any of them:
 nothing here is ever given the key (nor the S3 credentials, nor the cache-signing secret).
@@ -74,7 +73,6 @@ __all__ = [
     "ShotsNotReady",
     "SpecError",
     "TchaviRenderError",
-    "UserAborted",
     "WaitTimeout",
 ]
 
@@ -319,7 +317,3 @@ class ExportError(TchaviRenderError):
 class RemoteCacheError(TchaviRenderError):
     """The remote cache cannot be used: bad settings, no boto3, no credentials, no bucket,
     access denied, or unreachable."""
-
-
-class UserAborted(TchaviRenderError):
-    """The user declined the confirmation; nothing was done."""

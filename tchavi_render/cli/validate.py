@@ -50,6 +50,7 @@ def _validate_one(
     spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as_json: bool
 ) -> tuple[dict[str, Any], bool]:
     """Check one spec; print its problems unless `as_json`; (its JSON report, valid?)."""
+    from tchavi_render.cli.render import warning
     from tchavi_render.errors import SpecError
     from tchavi_render.spec import load_spec
 
@@ -69,7 +70,8 @@ def _validate_one(
     }
     if not as_json:
         for problem in _in_file_order(errors, warnings):
-            click.echo(_line(problem), err=True)
+            shown = warning(problem) if problem.severity == "warning" else str(problem)
+            click.echo(shown, err=True)
         if errors and len(errors) + len(warnings) > 1:
             click.echo(
                 f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True
@@ -107,16 +109,6 @@ def _in_file_order(errors: list[Problem], warnings: list[Problem]) -> list[Probl
         return (rank, p.line or 0, p.column or 0)
 
     return sorted([*errors, *warnings], key=key)
-
-
-def _line(problem: Problem) -> str:
-    if problem.severity != "warning":
-        return str(problem)
-    text = str(problem)
-    if problem.file is None:
-        return f"warning: {text}"
-    place, _, message = text.partition(": ")
-    return f"{place}: warning: {message}"
 
 
 def _count(items: list[Any], word: str) -> str:
