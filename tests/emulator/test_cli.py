@@ -211,3 +211,45 @@ def test_clients_that_hang_up_mid_download_or_mid_request_leave_no_traceback(
     assert "Emulator stopped." in out
     assert "Traceback" not in err
     assert err == ""  # the hang-ups are not worth a line on the console
+
+
+def test_a_second_emulator_on_a_data_dir_in_use_is_refused_by_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = subprocess.Popen(
+        [*VERB, "--port", "0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        root_url = read_line(first).rsplit(" ", 1)[1].strip().removesuffix("/api/v1")
+        second = subprocess.run(
+            [*VERB, "--port", "0", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        elsewhere = subprocess.Popen(
+            [*VERB, "--port", "0", "--data-dir", str(tmp_path / "other")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            other_url = read_line(elsewhere).rsplit(" ", 1)[1].strip()
+            assert httpx.get(f"{other_url}/jobs", headers={"Authorization": "Bearer k"}).is_success
+        finally:
+            elsewhere.send_signal(signal.SIGINT)
+            elsewhere.communicate(timeout=20)
+        still_serving = httpx.get(f"{root_url}/api/v1/jobs", headers={"Authorization": "Bearer k"})
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=20)
+    assert second.returncode == 1
+    assert second.stderr == (
+        f"Error: data dir {data} is in use by the emulator at {root_url} (pid {first.pid});"
+        " stop it or pass another --data-dir\n"
+    )
+    assert second.stdout == ""
+    assert elsewhere.returncode == 0
+    assert still_serving.is_success
