@@ -53,7 +53,8 @@ def hold_data_dir(data_dir: Path, url: str, *, in_use_hint: str = IN_USE_HINT) -
     emulator (in this process or another) holds it; OSError when the dir cannot be made.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(data_dir / LOCK_NAME))
+    # Not thread-local: the emulator holds it, whichever thread leaves the block.
+    lock = FileLock(str(data_dir / LOCK_NAME), thread_local=False)
     note = data_dir / NOTE_NAME
     try:
         lock.acquire(timeout=0)
