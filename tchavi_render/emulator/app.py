@@ -4,6 +4,9 @@ Every API request goes through one gate (`Emulator._api`): bearer auth, the per-
 request count, the rate limit, injected 5xx faults, then the route; every answer, errors
 included, carries the X-RateLimit-*, X-Credits-* and X-Request-Id headers.
 
+A client that hangs up before its answer is sent (a killed download, a cancelled submit) is
+no error: the request is dropped with one access-log line at INFO, as 499, never a traceback.
+
 Video files live at `/files/<job id>.mp4` and local files shared with `host_file` at
 `/_local/<sha256>/<name>`: like a CDN's signed URLs they need no key, are not rate
 limited and get no injected faults. Neither is part of the contract.
@@ -24,7 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -136,7 +139,8 @@ class Emulator:
                 ),
                 Route("/files/{name}", self.serve_video, methods=["GET"]),
                 Route("/_local/{digest}/{name}", self.serve_local, methods=["GET"]),
-            ]
+            ],
+            exception_handlers={ClientDisconnect: self._client_gone},
         )
 
     def start(self) -> None:
@@ -196,6 +200,8 @@ class Emulator:
             if injected is not None and not injected.after_create:
                 raise ApiFailure(injected.status, injected.code, injected.message)
             response = await handler(request, account, injected)
+        except ClientDisconnect:
+            raise  # nobody to answer; the app's handler notes it
         except ApiFailure as failure:
             response = JSONResponse(
                 error_body(failure.status, failure.code, failure.message, failure.param),
@@ -208,6 +214,12 @@ class Emulator:
             )
         self._headers(response, request_id, account, rate)
         return response
+
+    @staticmethod
+    def _client_gone(request: Request, exc: Exception) -> Response:
+        # 499 as nginx logs it; the answer goes nowhere (the server drops it).
+        log.info("%s %s 499: the client hung up", request.method, request.url.path)
+        return Response(status_code=499)
 
     def _authenticate(self, request: Request) -> str:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -5,7 +5,9 @@ per video: the background, the text panel and the sprites are drawn with Pillow 
 into limited-range YCbCr planes padded to the encoder's line size; each frame is then a
 plane copy plus a few pastes. The output is byte-identical for the same inputs: every
 "random" choice comes from sha256 of the prompt and seed, x264 runs single-threaded, and
-the MP4 muxer is told to write no creation time.
+the MP4 muxer is told to write no creation time. The prompt is drawn in a bundled font
+(`fonts/`: a subset of DejaVu Sans with Latin, Greek, Cyrillic and common punctuation), so
+"café — crème" shows as written, never as boxes, on every machine.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import array
 import colorsys
 import hashlib
+import io
 import math
 import os
 import secrets
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import av
@@ -37,6 +41,7 @@ __all__ = [
     "frame_size_for",
     "random_seed",
     "render_video",
+    "text_panel",
 ]
 
 FPS = 24
@@ -47,6 +52,7 @@ AUTO_DURATIONS = range(4, 11)  # what "auto" (-1) picks from: 4..10 s
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "qp": "28"}
 CROSSFADE_SECONDS = 1.0
 PANEL_STEPS_PER_SECOND = 3
+FONT = "fonts/DejaVuSans-Subset.ttf"  # how it was made: fonts/README.md
 
 
 class RenderCancelled(Exception):
@@ -177,11 +183,33 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    # Pillow's default font has ASCII only. The basic layout, not Raqm: whether Pillow finds
+    # libraqm and FriBiDi varies by machine, and a prompt must give the same pixels anywhere.
+    data = resources.files("tchavi_render.emulator").joinpath(FONT).read_bytes()
+    return ImageFont.truetype(io.BytesIO(data), size, layout_engine=ImageFont.Layout.BASIC)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
+def text_panel(prompt: str, width: int, height: int) -> Image.Image:
+    """The prompt as a width x height video shows it: light text on a dark panel, wrapped to
+    at most 3 lines; a luma ("L") image of even width and height."""
+    font = _font(max(14, height // 16))
+    lines = _wrap(prompt, font, int(width * 0.8))
+    ascent, descent = font.getmetrics()
+    line_h = ascent + descent + 4
+    pad = max(6, height // 48)
+    widest = max(int(font.getlength(line)) for line in lines)
+    # Even sizes (and positions, in _Scene) keep the half-size chroma planes aligned with luma.
+    panel_w = (widest + 2 * pad + 1) // 2 * 2
+    panel_h = (line_h * len(lines) + 2 * pad + 1) // 2 * 2
+    panel = Image.new("L", (panel_w, panel_h), 28)
+    draw = ImageDraw.Draw(panel)
+    for row, line in enumerate(lines):
+        draw.text((pad, pad + row * line_h), line, font=font, fill=235)
+    return panel
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
     """Greedy word wrap to `width` pixels, at most 3 lines (the last one cut with '...')."""
     lines: list[str] = []
     current = ""
@@ -202,7 +230,7 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: 
     return [_fit(line, font, width) for line in lines]
 
 
-def _fit(line: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+def _fit(line: str, font: ImageFont.FreeTypeFont, width: int) -> str:
     if font.getlength(line) <= width:
         return line
     while line and font.getlength(line + "...") > width:
@@ -244,19 +272,8 @@ class _Scene:
     def __init__(self, spec: RenderSpec, dice: _Dice) -> None:
         w, h = spec.width, spec.height
         self.width, self.height = w, h
-        font = _font(max(14, h // 16))
-        lines = _wrap(spec.prompt, font, int(w * 0.8))
-        ascent, descent = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (h, 0)
-        line_h = ascent + descent + 4
-        pad = max(6, h // 48)
-        widest = max(int(font.getlength(line)) for line in lines)
-        # Even sizes and positions keep the chroma planes (half size) aligned with luma.
-        self.panel_w = (widest + 2 * pad + 1) // 2 * 2
-        self.panel_h = (line_h * len(lines) + 2 * pad + 1) // 2 * 2
-        self.panel = Image.new("L", (self.panel_w, self.panel_h), 28)
-        draw = ImageDraw.Draw(self.panel)
-        for row, line in enumerate(lines):
-            draw.text((pad, pad + row * line_h), line, font=font, fill=235)
+        self.panel = text_panel(spec.prompt, w, h)
+        self.panel_w, self.panel_h = self.panel.size
         self.panel_x = (w - self.panel_w) // 4 * 2
         self.panel_y = (h - self.panel_h - h // 8) // 2 * 2
         self.drift = max(2, h // 40)

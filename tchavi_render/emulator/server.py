@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -20,6 +21,7 @@ import uvicorn
 
 from tchavi_render.emulator.app import API_PREFIX, Emulator, job_record
 from tchavi_render.emulator.config import EmulatorConfig, EmulatorStartError
+from tchavi_render.emulator.datadir import IN_USE_HINT, hold_data_dir
 from tchavi_render.emulator.store import key_hash
 
 __all__ = ["RunningEmulator", "serve"]
@@ -32,10 +34,9 @@ class RunningEmulator:
 
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         self._emulator = emulator
-        url_host = f"[{host}]" if ":" in host else host
         self.host = host
         self.port = port
-        self.root_url = f"http://{url_host}:{port}"
+        self.root_url = _root_url(host, port)
         self.base_url = f"{self.root_url}{API_PREFIX}"
 
     @property
@@ -106,6 +107,11 @@ class RunningEmulator:
         return found.as_dict()
 
 
+def _root_url(host: str, port: int) -> str:
+    url_host = f"[{host}]" if ":" in host else host
+    return f"http://{url_host}:{port}"
+
+
 def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -132,8 +138,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @contextmanager
-def serve(config: EmulatorConfig) -> Iterator[RunningEmulator]:
-    """Start an emulator in a thread; stop it (server, then renders, then store) on exit."""
+def serve(config: EmulatorConfig, *, in_use_hint: str = IN_USE_HINT) -> Iterator[RunningEmulator]:
+    """Start an emulator in a thread; stop it (server, then renders, then store) on exit.
+
+    The data dir is held for the emulator's life (see `datadir`); when another emulator
+    holds it, DataDirInUse says who, ending with `in_use_hint`.
+    """
     try:
         sock = _bind(config.host, config.port)
     except OSError as exc:
@@ -141,43 +151,46 @@ def serve(config: EmulatorConfig) -> Iterator[RunningEmulator]:
             f"cannot listen on {config.host}:{config.port}: {_reason(exc)}."
             " Choose another --port, or stop what is using this one"
         ) from None
-    port = int(sock.getsockname()[1])
-    try:
-        emulator = Emulator(config)
-    except (OSError, sqlite3.Error) as exc:
-        sock.close()
-        raise EmulatorStartError(
-            f"cannot use the data dir {config.data_dir}: {_reason(exc)}."
-            " Choose another --data-dir, or fix its permissions"
-        ) from None
-    server = uvicorn.Server(
-        uvicorn.Config(
-            emulator.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            loop="asyncio",
-            timeout_graceful_shutdown=5,
+    with contextlib.ExitStack() as stack:  # unwinds: store, data dir, socket
+        stack.callback(sock.close)
+        port = int(sock.getsockname()[1])
+        try:
+            # Before the store opens: whoever opens it resumes its unfinished jobs.
+            url = _root_url(config.host, port)
+            stack.enter_context(hold_data_dir(config.data_dir, url, in_use_hint=in_use_hint))
+            emulator = Emulator(config)
+        except (OSError, sqlite3.Error) as exc:
+            raise EmulatorStartError(
+                f"cannot use the data dir {config.data_dir}: {_reason(exc)}."
+                " Choose another --data-dir, or fix its permissions"
+            ) from None
+        stack.callback(emulator.close)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                emulator.app,
+                log_config=None,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                http="h11",
+                ws="none",
+                loop="asyncio",
+                timeout_graceful_shutdown=5,
+            )
         )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="tchavi-emulator", daemon=True
-    )
-    try:
-        emulator.start()
-        thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the emulator did not start on {config.host}:{port}")
-            time.sleep(0.005)
-        yield RunningEmulator(emulator, config.host, port)
-    finally:
-        server.should_exit = True
-        if thread.is_alive():
-            thread.join()
-        sock.close()
-        emulator.close()
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="tchavi-emulator", daemon=True
+        )
+        try:
+            emulator.start()
+            thread.start()
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"the emulator did not start on {config.host}:{port}")
+                time.sleep(0.005)
+            yield RunningEmulator(emulator, config.host, port)
+        finally:
+            server.should_exit = True
+            if thread.is_alive():
+                thread.join()

@@ -7,8 +7,10 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -143,3 +145,111 @@ def test_an_unusable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"Error: cannot use the data dir {blocker / 'data'}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _raw_request(base: httpx.URL, head: str, body: bytes = b"") -> socket.socket:
+    """A connection that has sent `head` (then `body`) and reads nothing yet."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the server must wait on us
+    sock.connect((base.host, base.port or 80))
+    sock.sendall(head.encode() + b"\r\n" + body)
+    return sock
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Close with a reset, as a killed client's kernel does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_clients_that_hang_up_mid_download_or_mid_request_leave_no_traceback(
+    tmp_path: Path,
+) -> None:
+    command = [*VERB, "--port", "0", "--data-dir", str(tmp_path / "data"), "--credits", "9000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = read_line(process).rsplit(" ", 1)[1].strip()
+        auth = {"Authorization": "Bearer sk-tch_gone"}
+        job = {
+            "model": "kling-v3",
+            "prompt": "a pan",
+            "duration": 6,
+            "resolution": "720p",
+            "seed": 1,
+        }
+        done = httpx.post(f"{base_url}/videos/generations", json=job, headers=auth).json()
+        deadline = time.monotonic() + 30
+        while done["status"] != "completed":
+            assert time.monotonic() < deadline, done
+            time.sleep(0.05)
+            done = httpx.get(f"{base_url}/jobs/{done['id']}", headers=auth).json()
+        video = httpx.URL(done["output"]["video_url"])
+
+        download = _raw_request(video, f"GET {video.raw_path.decode()} HTTP/1.1\r\nHost: x\r\n")
+        assert download.recv(1024).startswith(b"HTTP/1.1 200 OK")  # the file is on its way
+        _hang_up(download)
+        submit = _raw_request(
+            video,
+            "POST /api/v1/videos/generations HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer sk-tch_gone\r\nContent-Length: 500\r\n",
+            b'{"model": "kling-v3", ',  # the rest of the body never comes
+        )
+        time.sleep(0.2)  # the route is waiting for the body
+        _hang_up(submit)
+        headers_only = _raw_request(video, "GET /api/v1/jobs HTTP/1.1\r\nHost:")
+        _hang_up(headers_only)
+
+        whole = httpx.get(str(video))
+        listed = httpx.get(f"{base_url}/jobs", headers=auth)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert whole.status_code == 200
+    assert len(whole.content) == int(whole.headers["content-length"]) > 100_000
+    assert [j["id"] for j in listed.json()["data"]] == [done["id"]]
+    assert process.returncode == 0, err
+    assert "Emulator stopped." in out
+    assert "Traceback" not in err
+    assert err == ""  # the hang-ups are not worth a line on the console
+
+
+def test_a_second_emulator_on_a_data_dir_in_use_is_refused_by_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = subprocess.Popen(
+        [*VERB, "--port", "0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        root_url = read_line(first).rsplit(" ", 1)[1].strip().removesuffix("/api/v1")
+        second = subprocess.run(
+            [*VERB, "--port", "0", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        elsewhere = subprocess.Popen(
+            [*VERB, "--port", "0", "--data-dir", str(tmp_path / "other")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            other_url = read_line(elsewhere).rsplit(" ", 1)[1].strip()
+            assert httpx.get(f"{other_url}/jobs", headers={"Authorization": "Bearer k"}).is_success
+        finally:
+            elsewhere.send_signal(signal.SIGINT)
+            elsewhere.communicate(timeout=20)
+        still_serving = httpx.get(f"{root_url}/api/v1/jobs", headers={"Authorization": "Bearer k"})
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=20)
+    assert second.returncode == 1
+    assert second.stderr == (
+        f"Error: data dir {data} is in use by the emulator at {root_url} (pid {first.pid});"
+        " stop it or pass another --data-dir\n"
+    )
+    assert second.stdout == ""
+    assert elsewhere.returncode == 0
+    assert still_serving.is_success

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import httpx
 import pytest
+from PIL import Image, ImageChops, ImageStat
 
 from tchavi_render.api.models import FRAME_SIZES
 from tchavi_render.emulator import RunningEmulator
+from tchavi_render.emulator.render import text_panel
 from tests.emulator.conftest import mean_rgb, png, probe, render
 
 COMBOS = [(res, aspect) for res, sizes in FRAME_SIZES.items() for aspect in sizes]
@@ -122,3 +125,45 @@ def test_adaptive_aspect_ratio_without_an_image_is_16_9(
     _, video = render(client, aspect_ratio="adaptive", resolution="720p")
     info = probe(video, tmp_path)
     assert (info.width, info.height) == (1280, 720)
+
+
+NOT_IN_ANY_FONT = "\ue000"  # private use: every font draws its missing-glyph box for it
+LATIN_1 = [chr(c) for c in (*range(0x21, 0x7F), *range(0xA1, 0x100)) if c != 0xAD]
+PUNCTUATION = list("—–‘’“”…•€")
+YORUBA = list("ẹọṣ")  # the localised example's prompts
+
+
+@pytest.mark.parametrize("charset", ["LATIN_1", "PUNCTUATION", "YORUBA"])
+def test_prompt_text_is_drawn_with_real_glyphs_not_boxes(charset: str) -> None:
+    box = text_panel(NOT_IN_ANY_FONT, 854, 480).tobytes()
+    boxed = [c for c in globals()[charset] if text_panel(c, 854, 480).tobytes() == box]
+    assert boxed == []
+    assert text_panel("é", 854, 480).tobytes() != text_panel("e", 854, 480).tobytes()
+
+
+def luma(video: bytes, tmp_path: Path) -> Image.Image:
+    """The first frame's Y plane as stored (limited range, no colour conversion)."""
+    path = tmp_path / "luma.mp4"
+    path.write_bytes(video)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        plane = frame.planes[0]
+        rows = Image.frombytes("L", (plane.line_size, frame.height), bytes(plane))
+    return rows.crop((0, 0, frame.width, frame.height))
+
+
+def test_a_video_shows_the_prompt_with_its_accents_and_dashes(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    prompt = "Café — crème brûlée… “À bientôt”"
+    _, video = render(client, prompt=prompt, seed=3)
+    frame = luma(video, tmp_path)
+    panel = text_panel(prompt, frame.width, frame.height)
+    # Where _Scene puts the panel on the first frame.
+    x = (frame.width - panel.width) // 4 * 2
+    y = (frame.height - panel.height - frame.height // 8) // 2 * 2
+    shown = frame.crop((x, y, x + panel.width, y + panel.height))
+    ascii_only = "".join(c if c.isascii() else NOT_IN_ANY_FONT for c in prompt)
+    boxed = text_panel(ascii_only, frame.width, frame.height)
+    assert boxed.tobytes() != panel.tobytes()
+    assert ImageStat.Stat(ImageChops.difference(shown, panel)).mean[0] < 4
