@@ -94,7 +94,8 @@ def open_backend(
         config = EmulatorConfig(
             data_dir=data_dir, credits=LOCAL_CREDITS, api_key=LOCAL_API_KEY, ip_rpm=None
         )
-        with running_emulator(config) as emu:
+        hint = "wait for that apply to finish, or give this one another --cache-dir"
+        with running_emulator(config, in_use_hint=hint) as emu:
             url = emu.base_url
             identity = backend_identity("local", cache_dir, spec.path)
             yield Backend(
