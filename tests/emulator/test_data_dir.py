@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tchavi_render.cli.main import cli
 from tchavi_render.emulator import DataDirInUse, EmulatorConfig, running_emulator
+from tchavi_render.engine.backends import local_data_dir
 
 SPEC = """\
 version: 1
@@ -48,7 +49,7 @@ def test_apply_on_the_local_backend_is_refused_while_another_emulator_serves_its
     project, cache = tmp_path / "project", tmp_path / "cache"
     project.mkdir()
     (project / "tchavi.yaml").write_text(SPEC)
-    config = EmulatorConfig(data_dir=cache / "local-backend")
+    config = EmulatorConfig(data_dir=local_data_dir(project / "tchavi.yaml", cache))
     with running_emulator(config) as emu:
         result = CliRunner().invoke(
             cli,
@@ -58,6 +59,7 @@ def test_apply_on_the_local_backend_is_refused_while_another_emulator_serves_its
         jobs = emu.jobs()
     assert result.exit_code == 1, result.output
     assert f"is in use by the emulator at {emu.root_url}" in result.output
+    assert "wait for that apply to finish, or give this one another --cache-dir" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert jobs == []
     assert not (project / "renders").exists()

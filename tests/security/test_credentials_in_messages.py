@@ -107,6 +107,8 @@ def test_a_symlinked_spec_and_var_file_inside_the_project_still_work(project: Pa
     (project / "shared").mkdir()
     (project / "shared" / "vars.yaml").write_text("subject: boats\n")
     (project / "vars.yaml").symlink_to(project / "shared" / "vars.yaml")
+    spec = (project / "tchavi.yaml").read_text()
+    (project / "tchavi.yaml").write_text(spec.replace("at dawn", "at dawn, {{ subject }}"))
     (project / "main.yaml").symlink_to(project / "tchavi.yaml")
     result = run("validate", project / "main.yaml", "--var-file", project / "vars.yaml")
     assert result.exit_code == 0, result.output
