@@ -34,7 +34,7 @@ from tchavi_render.api.base import ClientCore, job_path
 from tchavi_render.api.errors import error_from_answer, parse_retry_after, parse_time
 from tchavi_render.api.errors import scrub as scrub_secret
 from tchavi_render.api.models import GenerationParams, Job, JobList
-from tchavi_render.engine.pricing import estimate_credits
+from tchavi_render.api.pricing import estimate_credits
 from tchavi_render.errors import (
     AmbiguousSubmit,
     ApiConnectionError,
