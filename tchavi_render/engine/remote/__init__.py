@@ -19,7 +19,7 @@ for local media on the tchavi backend), `transfer` (`cache push` and `cache pull
 """
 
 from tchavi_render.engine.remote.bucket import RemoteCache, open_remote
-from tchavi_render.engine.remote.hosting import check_media_hosting, local_media_problem
+from tchavi_render.engine.remote.hosting import check_media_hosting, tchavi_media_url
 from tchavi_render.engine.remote.layered import LayeredCache
 from tchavi_render.engine.remote.records import RECORD_FORMAT, parse_record, record_document
 from tchavi_render.engine.remote.settings import ENV_REMOTE, RemoteConfig, remote_config
@@ -33,11 +33,11 @@ __all__ = [
     "RemoteConfig",
     "Transfer",
     "check_media_hosting",
-    "local_media_problem",
     "open_remote",
     "parse_record",
     "pull_locked",
     "push_locked",
     "record_document",
     "remote_config",
+    "tchavi_media_url",
 ]

@@ -1,14 +1,16 @@
-"""Hosting local media for the real service: which specs the tchavi backend cannot take
-without a bucket."""
+"""The one rule for local media on the tchavi backend: sent as presigned URLs of the remote
+cache's bucket, and refused before anything is planned when there is no bucket."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tchavi_render.engine.remote.bucket import RemoteCache
 from tchavi_render.engine.remote.settings import ENV_REMOTE, INSTALL_HINT
 from tchavi_render.errors import TchaviRenderError
-from tchavi_render.spec.shot import LoadedSpec
+from tchavi_render.spec.shot import LoadedSpec, LocalMedia
 
-__all__ = ["check_media_hosting", "local_media_problem"]
+__all__ = ["check_media_hosting", "local_media_problem", "tchavi_media_url"]
 
 
 def local_media_problem(spec: LoadedSpec) -> str | None:
@@ -32,10 +34,22 @@ def local_media_problem(spec: LoadedSpec) -> str | None:
     )
 
 
-def check_media_hosting(spec: LoadedSpec, backend: str, remote: RemoteCache | None) -> None:
-    """Refuse, before anything is planned, local media the chosen backend cannot be sent."""
-    if backend != "tchavi" or remote is not None:
-        return
+def tchavi_media_url(spec: LoadedSpec, remote: RemoteCache | None) -> Callable[[LocalMedia], str]:
+    """How the tchavi backend sends this spec's local media: presigned URLs of `remote`'s
+    bucket. Without a bucket, a spec that needs one is refused here (TchaviRenderError)."""
+    if remote is not None:
+        return remote.media_url
     problem = local_media_problem(spec)
     if problem:
         raise TchaviRenderError(problem)
+    return _refuse_local
+
+
+def _refuse_local(media: LocalMedia) -> str:
+    raise TchaviRenderError(f"{media.relpath}: local files cannot be sent to the service")
+
+
+def check_media_hosting(spec: LoadedSpec, backend: str, remote: RemoteCache | None) -> None:
+    """Refuse, before anything is planned, local media the chosen backend cannot be sent."""
+    if backend == "tchavi":
+        tchavi_media_url(spec, remote)
