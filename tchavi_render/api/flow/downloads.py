@@ -1,5 +1,4 @@
-"""Downloading a video: streamed to a temp file beside its path, checked, renamed into place;
-retried like a GET."""
+"""Downloading a video: streamed beside its path, checked, renamed; retried like a GET."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The steps every flow is made of: the effects a flow yields, one exchange with the limiter,
-answers turned into errors, waiting out a 429, and GET with its retries."""
+"""What every flow is made of: the effects, one exchange, errors, 429s, GET with retries."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Submitting without paying twice: POST /videos/generations, and after an ambiguous failure
-the search of the jobs list for the job it may have created."""
+"""Submitting without paying twice: the POST, and finding the job an ambiguous one made."""
 
 from __future__ import annotations
 

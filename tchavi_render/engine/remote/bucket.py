@@ -1,5 +1,7 @@
-"""One bucket prefix over boto3: records and objects read and verified, written object first,
-local media hosted behind presigned URLs; every S3 failure said as what to do."""
+"""One bucket prefix over boto3: read and verify, write object then record, host media.
+
+Every S3 failure becomes a RemoteCacheError that says what to do.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The one rule for local media on the tchavi backend: sent as presigned URLs of the remote
-cache's bucket, and refused before anything is planned when there is no bucket."""
+"""The one rule for local media on the tchavi backend: hosted in the bucket, or refused.
+
+Refused before anything is planned when there is no bucket to host them.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The local cache in front of the bucket: a miss is fetched (verified), a new render uploaded
-in the background."""
+"""The local cache in front of the bucket: misses fetched and verified, renders uploaded."""
 
 from __future__ import annotations
 

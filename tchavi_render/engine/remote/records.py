@@ -1,5 +1,4 @@
-"""Render records as the bucket stores them: the signed document, and every check made before
-one is trusted."""
+"""Render records as the bucket stores them: the signed document, and the checks to trust one."""
 
 from __future__ import annotations
 

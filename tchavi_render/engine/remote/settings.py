@@ -1,5 +1,4 @@
-"""Where the remote cache is and what this machine may do with it: the spec's `cache:` section
-with the environment's overrides."""
+"""Where the remote cache is and what this machine may do: the spec, then the environment."""
 
 from __future__ import annotations
 

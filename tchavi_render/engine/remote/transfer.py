@@ -1,5 +1,4 @@
-"""`cache push` and `cache pull`: every render the lock names, uploaded to the bucket or placed
-at its output path."""
+"""`cache push` and `cache pull`: every render the lock names, to the bucket or into place."""
 
 from __future__ import annotations
 
