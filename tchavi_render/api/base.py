@@ -11,14 +11,13 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from tchavi_render import __version__
-from tchavi_render.api.account import DEFAULT_BASE_URL, api_key_from_env, configured_base_url
+from tchavi_render.api.account import api_key_from_env, configured_base_url
 from tchavi_render.api.errors import RateLimitInfo
 from tchavi_render.api.limiter import RateLimiter
 from tchavi_render.api.models import GenerationParams, Job, check_request
 from tchavi_render.errors import ApiConnectionError, InvalidParams, MissingApiKey, Problem
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "ClientCore",

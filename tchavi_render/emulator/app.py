@@ -32,6 +32,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tchavi_render.api.models import ParamProblem, check_request
+from tchavi_render.api.pricing import CREDITS_PER_SECOND, billed_seconds, estimate_credits
 from tchavi_render.emulator.config import EmulatorConfig
 from tchavi_render.emulator.faults import Faults, InjectedError, RateDecision, RateLimiter
 from tchavi_render.emulator.fetch import check_media, fetch_all, media_urls
@@ -44,7 +45,6 @@ from tchavi_render.emulator.store import (
     key_hash,
 )
 from tchavi_render.emulator.worker import RenderPool
-from tchavi_render.engine.pricing import CREDITS_PER_SECOND, billed_seconds, estimate_credits
 
 __all__ = ["API_PREFIX", "Emulator", "error_body", "iso_utc", "job_record"]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, assert_never
 
 from tchavi_render.api.models import Job
+from tchavi_render.api.pricing import estimate_credits
 from tchavi_render.atomic import atomic_copy
 from tchavi_render.background import background_pool
 from tchavi_render.engine.cache import CacheRecord, RenderCache
@@ -30,7 +31,6 @@ from tchavi_render.engine.keys import key_request, shot_key
 from tchavi_render.engine.lock import FailedAttempt, LockEntry, Lockfile, OutputRecord, write_lock
 from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
 from tchavi_render.engine.plan import ABANDON_FLAG, Action, Plan, PlannedShot, storyboard_order
-from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import (
     AmbiguousSubmit,
     ApiConnectionError,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from tchavi_render.api.account import account_fingerprint, api_key_from_env, configured_base_url
 from tchavi_render.engine.apply import Backend
-from tchavi_render.engine.remote import RemoteCache, local_media_problem
+from tchavi_render.engine.remote import RemoteCache, tchavi_media_url
 from tchavi_render.errors import TchaviRenderError
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia
+from tchavi_render.spec.shot import LoadedSpec
 
 __all__ = [
     "BACKENDS",
@@ -20,7 +20,6 @@ __all__ = [
     "Identity",
     "backend_identity",
     "local_data_dir",
-    "local_media_problem",
     "open_backend",
     "require_api_key",
 ]
@@ -112,19 +111,13 @@ def open_backend(
         raise TchaviRenderError(f"unknown backend {name!r}; use one of: {', '.join(BACKENDS)}")
     require_api_key(name)
     key = api_key_from_env()
-    problem = None if remote is not None else local_media_problem(spec)
-    if problem:
-        raise TchaviRenderError(problem)
+    media_url = tchavi_media_url(spec, remote)
     url = configured_base_url(base_url)
     identity = backend_identity(name, cache_dir, spec.path, base_url)
-
-    def no_local(media: LocalMedia) -> str:
-        raise TchaviRenderError(f"{media.relpath}: local files cannot be sent to the service")
-
     yield Backend(
         name="tchavi",
         identity=identity.endpoint,
         account=identity.account or "",
         make_client=lambda: AsyncTchaviClient(api_key=key, base_url=url, max_rpm=max_rpm),
-        media_url=no_local if remote is None else remote.media_url,
+        media_url=media_url,
     )

@@ -16,10 +16,10 @@ from enum import StrEnum
 from typing import Any, assert_never
 
 from tchavi_render.api.models import GENERATION_FIELDS, did_you_mean
+from tchavi_render.api.pricing import estimate_credits
 from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
 from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
-from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Shot, ShotFrame, UrlMedia
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from tchavi_render.engine.pricing import estimate_credits
+from tchavi_render.api.pricing import estimate_credits
 
 API_KEY = "sk-tch_test_5ecret_k3y"
 BASE_URL = "http://tchavi.test/api/v1"
