@@ -101,7 +101,8 @@ def _locked(
     spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], cache_dir: Path
 ) -> tuple[LoadedSpec, Lockfile, RemoteCache]:
     """The spec, its lock and its remote cache (which must be configured)."""
-    from tchavi_render.engine.lock import lock_path_for, read_lock
+    from tchavi_render.engine.lock import lock_path_for
+    from tchavi_render.engine.lockread import read_lock
     from tchavi_render.engine.remote import ENV_REMOTE, open_remote
     from tchavi_render.errors import RemoteCacheError, TchaviRenderError
     from tchavi_render.media import MediaIndex

@@ -18,7 +18,8 @@ def show(spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as
     """Show what the lock says was rendered for each shot, in storyboard order, and the
     credits in total (--var and --var-file as for plan, to read the spec's shot order)."""
     from tchavi_render.cli.render import lock_text
-    from tchavi_render.engine.lock import lock_path_for, read_lock
+    from tchavi_render.engine.lock import lock_path_for
+    from tchavi_render.engine.lockread import read_lock
     from tchavi_render.errors import TchaviRenderError
     from tchavi_render.spec import load_spec
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from tchavi_render.engine.lock import LOCK_HEADER, LockEntry, read_lock
+from tchavi_render.engine.lock import LOCK_HEADER, LockEntry
+from tchavi_render.engine.lockread import read_lock
 from tchavi_render.errors import LockfileError
 from tchavi_render.media import MediaIndex
 

@@ -12,7 +12,8 @@ from typing import Any
 from tchavi_render.engine.backends import backend_identity
 from tchavi_render.engine.cache import RenderCache
 from tchavi_render.engine.journal import Journal, journal_path_for
-from tchavi_render.engine.lock import Lockfile, lock_path_for, read_lock
+from tchavi_render.engine.lock import Lockfile, lock_path_for
+from tchavi_render.engine.lockread import read_lock
 from tchavi_render.engine.outputs import OutputFiles
 from tchavi_render.engine.plan import InFlightJob, Plan, make_plan
 from tchavi_render.engine.remote import LayeredCache, RemoteCache, check_media_hosting, open_remote

@@ -15,10 +15,11 @@ from tchavi_render.engine.lock import (
     Lockfile,
     OutputRecord,
     lock_path_for,
-    read_lock,
     write_lock,
 )
-from tchavi_render.engine.plan import Action, make_plan, word_diff
+from tchavi_render.engine.lockread import read_lock
+from tchavi_render.engine.plan import Action, make_plan
+from tchavi_render.engine.reasons import word_diff
 from tchavi_render.errors import LockfileError, NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Location, Shot
 from tests.engine.conftest import Disk

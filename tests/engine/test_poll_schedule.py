@@ -10,42 +10,68 @@ from __future__ import annotations
 
 import pytest
 
-from tchavi_render.engine.apply import MIN_POLL_INTERVAL, _poll_floor, _Tracker
+from tchavi_render.engine.schedule import MIN_POLL_INTERVAL, PollSchedule, poll_floor
 
 
-def tracker(*since: float, last_poll: float, quickest: float | None = None) -> _Tracker:
-    t = _Tracker(lambda job_id, status: None, first_interval=1.0, max_interval=10.0)
-    t.since = {f"job_{i}": at for i, at in enumerate(since)}
-    t.quickest = quickest
-    t.polled(last_poll)
-    return t
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def schedule_at(
+    *since: float, last_poll: float, quickest: float | None = None
+) -> tuple[PollSchedule, Clock]:
+    """Jobs watched from the times in `since` (renders timed at `quickest`), last looked at
+    `last_poll`; the clock then stands at `last_poll`."""
+    clock = Clock()
+    schedule = PollSchedule(first_interval=1.0, max_interval=10.0, clock=clock)
+    if quickest is not None:
+        clock.now = 0.0
+        schedule.start("timed")
+        clock.now = quickest
+        schedule.settle("timed")
+    for i, at in enumerate(since):
+        clock.now = at
+        schedule.start(f"job_{i}")
+    clock.now = last_poll
+    schedule.polled(last_poll)
+    return schedule, clock
+
+
+def delay(*since: float, last_poll: float, quickest: float | None = None) -> float:
+    schedule, _ = schedule_at(*since, last_poll=last_poll, quickest=quickest)
+    return schedule.delay()
 
 
 def test_before_any_job_is_done_polls_follow_a_tenth_of_the_oldest_jobs_age() -> None:
-    assert tracker(100.0, last_poll=100.0).delay(100.0) == pytest.approx(1.0)  # first_interval
-    assert tracker(100.0, last_poll=120.0).delay(120.0) == pytest.approx(2.0)  # age 20 s
-    assert tracker(100.0, last_poll=400.0).delay(400.0) == pytest.approx(10.0)  # max_interval
+    assert delay(100.0, last_poll=100.0) == pytest.approx(1.0)  # first_interval
+    assert delay(100.0, last_poll=120.0) == pytest.approx(2.0)  # age 20 s
+    assert delay(100.0, last_poll=400.0) == pytest.approx(10.0)  # max_interval
     # Never closer than the floor, however young the job.
-    assert tracker(100.0, last_poll=101.0).delay(101.0) == pytest.approx(MIN_POLL_INTERVAL)
+    assert delay(100.0, last_poll=101.0) == pytest.approx(MIN_POLL_INTERVAL)
 
 
 def test_once_renders_are_timed_the_poller_wakes_when_the_next_job_falls_due() -> None:
-    jobs = tracker(100.0, 100.5, last_poll=100.6, quickest=2.0)
-    assert jobs.delay(100.6) == pytest.approx(1.4)  # job_0 due at 102.0
+    jobs, clock = schedule_at(100.0, 100.5, last_poll=100.6, quickest=2.0)
+    assert jobs.delay() == pytest.approx(1.4)  # job_0 due at 102.0
     # Looked at 102.05: job_0 is late (looked at again after a tenth of its age), job_1
     # falls due at 102.5; whichever comes first.
+    clock.now = 102.05
     jobs.polled(102.05)
-    assert jobs.delay(102.05) == pytest.approx(0.205)
-    late = tracker(100.0, 101.9, last_poll=102.05, quickest=2.0)
-    assert late.delay(102.05) == pytest.approx(0.205)
-    soon = tracker(100.0, 100.2, last_poll=102.05, quickest=2.0)
-    assert soon.delay(102.05) == pytest.approx(0.15)
+    assert jobs.delay() == pytest.approx(0.205)
+    assert delay(100.0, 101.9, last_poll=102.05, quickest=2.0) == pytest.approx(0.205)
+    assert delay(100.0, 100.2, last_poll=102.05, quickest=2.0) == pytest.approx(0.15)
 
 
 def test_a_waiting_poller_sleeps_only_what_is_left() -> None:
-    jobs = tracker(100.0, last_poll=100.0, quickest=60.0)
-    assert jobs.delay(130.0) == pytest.approx(30.0)
-    assert jobs.delay(170.0) == 0.0
+    jobs, clock = schedule_at(100.0, last_poll=100.0, quickest=60.0)
+    clock.now = 130.0
+    assert jobs.delay() == pytest.approx(30.0)
+    clock.now = 170.0
+    assert jobs.delay() == 0.0
 
 
 @pytest.mark.parametrize(
@@ -62,7 +88,7 @@ def test_a_waiting_poller_sleeps_only_what_is_left() -> None:
 def test_polls_leave_the_request_budget_to_waiting_submits(
     budget: int | None, submitting: bool, floor: float
 ) -> None:
-    assert _poll_floor(budget, submitting) == pytest.approx(floor)
-    slow = tracker(100.0, last_poll=100.0, quickest=0.5)
-    slow.floor = _poll_floor(budget, submitting)
-    assert slow.delay(100.0) == pytest.approx(max(0.5, floor))
+    assert poll_floor(budget, submitting) == pytest.approx(floor)
+    slow, _ = schedule_at(100.0, last_poll=100.0, quickest=0.5)
+    slow.floor = poll_floor(budget, submitting)
+    assert slow.delay() == pytest.approx(max(0.5, floor))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tchavi_render.engine.lock import read_lock
+from tchavi_render.engine.lockread import read_lock
 from tchavi_render.errors import LockfileError
 from tests.engine.conftest import Project
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tchavi_render.engine.lock import read_lock
+from tchavi_render.engine.lockread import read_lock
 from tchavi_render.failpoints import ENV, POINTS
 from tests.reliability.conftest import Project, run_cli, storyboard
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tchavi_render.engine.lock import read_lock
+from tchavi_render.engine.lockread import read_lock
 from tests.reliability.conftest import Project, storyboard
 from tests.reliability.proxy import Spoil, spoiling_proxy
 

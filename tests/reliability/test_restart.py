@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tchavi_render.emulator import EmulatorConfig, running_emulator
-from tchavi_render.engine.lock import read_lock
+from tchavi_render.engine.lockread import read_lock
 from tests.reliability.conftest import Project, storyboard
 
 SHOTS = 6

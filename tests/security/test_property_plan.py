@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from tchavi_render.cli.render import plan_json, plan_markdown, plan_text
 from tchavi_render.engine.journal import Journal
 from tchavi_render.engine.keys import key_request, shot_key
-from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord, read_lock
+from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
+from tchavi_render.engine.lockread import read_lock
 from tchavi_render.engine.plan import Action, make_plan
 from tchavi_render.errors import LockfileError, NoSuchShot, SpecError
 from tchavi_render.spec import load_spec

@@ -1,0 +1,405 @@
+"""Reading a lock as untrusted input: every field checked, every problem located.
+
+Users edit, merge and review the lock, so anything in it that tchavi-render would not have
+written (merge-conflict markers, duplicate keys, wrong types, unknown keys, an output that
+is not a file it places) is a LockfileError naming FILE:LINE:COLUMN, all problems at once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from tchavi_render.engine.lock import (
+    LOCK_VERSION,
+    FailedAttempt,
+    LockEntry,
+    Lockfile,
+    OutputRecord,
+)
+from tchavi_render.errors import LockfileError
+
+__all__ = ["output_path_problem", "read_lock"]
+
+PathKey = tuple[Any, ...]
+
+
+def read_lock(path: Path) -> Lockfile:
+    """The lockfile at `path`, or an empty one when there is none.
+
+    The lock is a file users edit, merge and review: it is untrusted input. Anything that is
+    not what tchavi-render writes (merge-conflict markers, wrong types, unknown keys, an
+    output that is not a file it places) is a LockfileError naming FILE:LINE:COLUMN.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Lockfile()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockfileError(f"{_shown(path)}: cannot read the lockfile ({exc})") from None
+    conflict = _conflict_marker(text)
+    if conflict is not None:
+        line, marker = conflict
+        raise LockfileError(
+            f"{_shown(path)}:{line}: unresolved merge conflict (a line starts with "
+            f"{marker!r}). Resolve it before planning: keep one side of each conflicting shot "
+            f"(or take one side whole, e.g. `git checkout --theirs {path.name}`), then run "
+            "`tchavi-render plan`; a shot whose entry was dropped is found again in the cache "
+            "or planned anew"
+        )
+    try:
+        doc = _load_yaml(text)
+    except (yaml.YAMLError, _Duplicate):
+        raise _invalid(path, text, [((), "")]) from None
+    checker = _Checker()
+    lock = checker.lock(doc)
+    if checker.problems:
+        raise _invalid(path, text, checker.problems)
+    assert lock is not None
+    return lock
+
+
+def _load_yaml(text: str) -> Any:
+    """`yaml.safe_load(text)`, fast: a big lock is read on every plan.
+
+    PyYAML composes a node tree before building values, which for 10,000 shots takes
+    seconds (and more with the garbage collector chasing the nodes). This builds the values
+    straight from libyaml's events with the safe loader's own resolver and constructor;
+    anything it does not expect in a lock (anchors, tags, no libyaml) goes the slow way.
+    """
+    if not getattr(yaml, "__with_libyaml__", False):
+        return yaml.safe_load(text)
+    from yaml import _yaml
+
+    parser = _yaml.CParser(text)
+    resolver = yaml.resolver.Resolver()
+    constructor = yaml.constructor.SafeConstructor()
+    plain: dict[str, Any] = {}
+    stack: list[Any] = []
+    keys: list[Any] = []
+    result: Any = None
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    return yaml.safe_load(text)
+                if event.implicit[0] and event.value not in plain:
+                    tag = resolver.resolve(  # type: ignore[no-untyped-call]
+                        yaml.ScalarNode, event.value, event.implicit
+                    )
+                    node = yaml.ScalarNode(tag, event.value)
+                    plain[event.value] = constructor.construct_object(node, deep=True)
+                value: Any = plain[event.value] if event.implicit[0] else event.value
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    return yaml.safe_load(text)
+                stack.append({} if isinstance(event, yaml.MappingStartEvent) else [])
+                keys.append(None)
+                continue
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                value = stack.pop()
+                keys.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                return yaml.safe_load(text)
+            else:
+                continue  # stream and document boundaries
+            if not stack:
+                result = value
+            elif isinstance(stack[-1], list):
+                stack[-1].append(value)
+            elif keys[-1] is None:
+                keys[-1] = (value,)  # a key, waiting for its value
+            else:
+                if keys[-1][0] in stack[-1]:
+                    raise _Duplicate(keys[-1][0])
+                stack[-1][keys[-1][0]] = value
+                keys[-1] = None
+    finally:
+        parser.dispose()
+    return result
+
+
+_CONFLICT = re.compile(r"^(<<<<<<<|\|\|\|\|\|\|\||=======|>>>>>>>)(?: |$)", re.MULTILINE)
+
+
+def _conflict_marker(text: str) -> tuple[int, str] | None:
+    """The line and marker of the first merge-conflict marker line, if any."""
+    found = _CONFLICT.search(text)
+    if found is None:
+        return None
+    return text.count("\n", 0, found.start()) + 1, found.group(1)
+
+
+def _shown(path: Path) -> str:
+    """`path` as messages show it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _invalid(path: Path, text: str, problems: list[tuple[PathKey, str]]) -> LockfileError:
+    """The error for a lock that is not what tchavi-render writes, every problem located
+    (the text is parsed again with positions, which the fast reader does not keep)."""
+    from tchavi_render.spec.yamlpos import parse_yaml
+
+    shown = Path(_shown(path))
+    doc, syntax = parse_yaml(text, shown)
+    if doc is None or syntax:
+        lines = [str(p) for p in syntax] or [f"{shown}: not a YAML document"]
+    else:
+        lines = []
+        for where, message in problems:
+            key = bool(where) and where[-1] == _KEY
+            at = doc.locate(where[:-1] if key else where, key=key)
+            lines.append(f"{at}: {message}")
+    count = len(lines)
+    return LockfileError(
+        f"{shown} is not a lock tchavi-render wrote ({count} problem{'s' if count != 1 else ''}):"
+        "\n"
+        + "\n".join(f"  {line}" for line in lines)
+        + f"\nFix those lines (`git diff {path.name}` shows what changed), or restore the "
+        "lock from git. Nothing was rendered, written or deleted; the cache still holds "
+        "the renders, so deleting the lock costs nothing either"
+    )
+
+
+class _Duplicate(ValueError):
+    """A key written twice in one mapping (a merge resolved by keeping both sides)."""
+
+
+_KEY = "\x00key"  # a path ending in this locates the key itself, not its value
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RENDER_KEY = re.compile(r"^sha256:[0-9a-f]{64}$")
+_ENTRY_FIELDS = (
+    "key",
+    "model",
+    "job_id",
+    "output",
+    "credits_used",
+    "credits_refunded",
+    "failed",
+    "request",
+)
+_OUTPUT_FIELDS = ("path", "sha256", "bytes", "duration", "resolution")
+_FAILED_FIELDS = ("job_id", "code", "message", "credits_used", "credits_refunded")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class _Checker:
+    """Checks a lock document and builds the Lockfile, collecting every problem with the
+    path of the node it is about."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[PathKey, str]] = []
+
+    def bad(self, path: PathKey, message: str) -> None:
+        self.problems.append((path, message))
+
+    def lock(self, doc: Any) -> Lockfile | None:
+        if doc is None:
+            return Lockfile()
+        if not isinstance(doc, dict):
+            self.bad(
+                (), f"the lock must be a mapping (version, credits_total, shots), got {_kind(doc)}"
+            )
+            return None
+        for name in doc:
+            if name not in ("version", "credits_total", "shots"):
+                self.bad(
+                    (name, _KEY),
+                    f"unknown key {name!r}; a lock has version, credits_total and shots",
+                )
+        version = doc.get("version")
+        if version != LOCK_VERSION or isinstance(version, bool):
+            newer = type(version) is int and version > LOCK_VERSION
+            self.bad(
+                ("version",),
+                f"version {version!r} was written by a newer tchavi-render; upgrade it"
+                if newer
+                else f"version must be {LOCK_VERSION}, got {version!r}",
+            )
+        self.count(doc, ("credits_total",), "credits_total", signed=True)
+        shots_doc = doc.get("shots")
+        if shots_doc is None:
+            shots_doc = {}
+        if not isinstance(shots_doc, dict):
+            self.bad(
+                ("shots",), f"shots must be a mapping of shot id to entry, got {_kind(shots_doc)}"
+            )
+            return None
+        shots: dict[str, LockEntry] = {}
+        for shot_id, raw in shots_doc.items():
+            entry = self.entry(shot_id, raw)
+            if entry is not None:
+                shots[str(shot_id)] = entry
+        return Lockfile(shots=shots)
+
+    def entry(self, shot_id: Any, raw: Any) -> LockEntry | None:
+        from tchavi_render.spec.resolve import ID_PATTERN
+
+        path: PathKey = ("shots", shot_id)
+        if not isinstance(shot_id, str) or not ID_PATTERN.match(shot_id):
+            self.bad((*path, _KEY), f"{shot_id!r} is not a shot id tchavi-render writes")
+            return None
+        if not isinstance(raw, dict):
+            self.bad(path, f"shot {shot_id!r}: its entry must be a mapping, got {_kind(raw)}")
+            return None
+        before = len(self.problems)
+        self.known(raw, path, _ENTRY_FIELDS, f"shot {shot_id!r}")
+        key = self.text(raw, (*path, "key"), f"shot {shot_id!r}: key", pattern=_RENDER_KEY)
+        model = self.text(raw, (*path, "model"), f"shot {shot_id!r}: model", required=False)
+        job_id = self.text(raw, (*path, "job_id"), f"shot {shot_id!r}: job_id", required=False)
+        output = self.output(shot_id, raw.get("output"), (*path, "output"))
+        failed = self.failed(shot_id, raw.get("failed"), (*path, "failed"))
+        request = raw.get("request")
+        if request is None:
+            request = {}
+        if not isinstance(request, dict):
+            self.bad(
+                (*path, "request"),
+                f"shot {shot_id!r}: request must be a mapping, got {_kind(request)}",
+            )
+        used = self.count(raw, (*path, "credits_used"), f"shot {shot_id!r}: credits_used")
+        refunded = self.count(
+            raw, (*path, "credits_refunded"), f"shot {shot_id!r}: credits_refunded"
+        )
+        if len(self.problems) > before:
+            return None
+        return LockEntry(
+            key=key or "",
+            model=model or "",
+            request=request,
+            job_id=job_id,
+            output=output,
+            credits_used=used,
+            credits_refunded=refunded,
+            failed=failed,
+        )
+
+    def output(self, shot_id: str, raw: Any, path: PathKey) -> OutputRecord | None:
+        if raw is None:
+            return None
+        what = f"shot {shot_id!r}: output"
+        if not isinstance(raw, dict):
+            self.bad(path, f"{what} must be a mapping (path, sha256, bytes, ...), got {_kind(raw)}")
+            return None
+        self.known(raw, path, _OUTPUT_FIELDS, what)
+        where = self.text(raw, (*path, "path"), f"{what}.path")
+        if where is not None:
+            problem = output_path_problem(where, shot_id)
+            if problem:
+                self.bad((*path, "path"), f"{what}.path {where!r} {problem}")
+        sha = self.text(raw, (*path, "sha256"), f"{what}.sha256", pattern=_SHA256)
+        size = self.count(raw, (*path, "bytes"), f"{what}.bytes", required=True)
+        duration = raw.get("duration")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float)
+        ):
+            self.bad(
+                (*path, "duration"), f"{what}.duration must be a number, got {_kind(duration)}"
+            )
+        resolution = self.text(raw, (*path, "resolution"), f"{what}.resolution", required=False)
+        if where is None or sha is None:
+            return None
+        return OutputRecord(where, sha, size, duration, resolution)
+
+    def failed(self, shot_id: str, raw: Any, path: PathKey) -> FailedAttempt | None:
+        if raw is None:
+            return None
+        what = f"shot {shot_id!r}: failed"
+        if not isinstance(raw, dict):
+            self.bad(path, f"{what} must be a mapping (job_id, code, ...), got {_kind(raw)}")
+            return None
+        self.known(raw, path, _FAILED_FIELDS, what)
+        job_id = self.text(raw, (*path, "job_id"), f"{what}.job_id")
+        code = self.text(raw, (*path, "code"), f"{what}.code", required=False)
+        message = self.text(raw, (*path, "message"), f"{what}.message", required=False)
+        used = self.count(raw, (*path, "credits_used"), f"{what}.credits_used")
+        refunded = self.count(raw, (*path, "credits_refunded"), f"{what}.credits_refunded")
+        if job_id is None:
+            return None
+        return FailedAttempt(job_id, code or "", message or "", used, refunded)
+
+    def known(self, raw: dict[Any, Any], path: PathKey, fields: tuple[str, ...], what: str) -> None:
+        for name in raw:
+            if name not in fields:
+                self.bad((*path, name, _KEY), f"{what}: unknown key {name!r}")
+
+    def text(
+        self,
+        raw: dict[Any, Any],
+        path: PathKey,
+        what: str,
+        *,
+        required: bool = True,
+        pattern: re.Pattern[str] | None = None,
+    ) -> str | None:
+        value = raw.get(path[-1])
+        if value is None:
+            if required:
+                self.bad(path[:-1], f"{what} is missing")
+            return None
+        if not isinstance(value, str):
+            self.bad(path, f"{what} must be a string, got {_kind(value)}")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.bad(path, f"{what} {value!r} is not a sha256 digest as tchavi-render writes it")
+            return None
+        return value
+
+    def count(
+        self,
+        raw: dict[Any, Any],
+        path: PathKey,
+        what: str,
+        *,
+        required: bool = False,
+        signed: bool = False,
+    ) -> int:
+        value = raw.get(path[-1])
+        if value is None:
+            if required:
+                self.bad(path[:-1], f"{what} is missing")
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.bad(path, f"{what} must be a whole number, got {value!r}")
+            return 0
+        if value < 0 and not signed:
+            self.bad(path, f"{what} must be at least 0, got {value!r}")
+            return 0
+        return value
+
+
+def output_path_problem(path: str, shot_id: str) -> str | None:
+    """Why `path` (from a lock) is not a file tchavi-render places for `shot_id`, or None.
+
+    Outputs are `<output_dir>/<id>.mp4`, relative to the project, inside it."""
+    name = f"{shot_id}.mp4"
+    pure = PurePosixPath(path)
+    if "\\" in path or pure.is_absolute() or path.startswith("~"):
+        return f"is not a path relative to the project; outputs are named '<output_dir>/{name}'"
+    if any(part in ("..", ".", "") for part in path.split("/")):
+        return f"leaves or repeats a directory; outputs are named '<output_dir>/{name}'"
+    if pure.name != name:
+        return f"is not a file tchavi-render writes; this shot's output is '<output_dir>/{name}'"
+    return None
