@@ -51,7 +51,7 @@ from tchavi_render.spec.shot import (
     ShotFrame,
     UrlMedia,
 )
-from tchavi_render.spec.template import RefError, Renderer, TemplateFailure
+from tchavi_render.spec.template import FieldTemplates, RefError, TemplateFailure
 from tchavi_render.spec.yamlpos import MAX_BYTES, PathKey, YamlDoc, parse_scalar, parse_yaml
 
 __all__ = ["ID_PATTERN", "MAX_SHOTS", "load_spec"]
@@ -174,7 +174,7 @@ class _Loader:
         self.variables = variables
         self.var_files = var_files
         self.media_index = media
-        self.renderer = Renderer(self.project_dir, path.parent, template_cache)
+        self.templates = FieldTemplates(self.project_dir, path.parent, template_cache)
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
         self._seen: set[tuple[str, Path | None, int | None, int | None, str]] = set()
@@ -289,7 +289,7 @@ class _Loader:
         self._warn_unused_vars()
         sources = [self.absolute]
         sources += [p.absolute() for p in self.var_files]
-        sources += sorted(self.renderer.loader.loaded)
+        sources += sorted(self.templates.loader.loaded)
         return LoadedSpec(
             path=self.absolute,
             project_dir=self.project_dir,
@@ -360,7 +360,7 @@ class _Loader:
     def _warn_unused_vars(self) -> None:
         """A --var or --var-file variable no template reads is most likely a typo: say so
         (a spec's own `vars:` may hold spares; what is given for one run should not)."""
-        used = self.renderer.names_used()
+        used = self.templates.names_used()
         known = sorted(used - {"ref"})
         for doc in self._var_docs:
             for name in doc.value:
@@ -529,7 +529,7 @@ class _Loader:
             path: PathKey = (*shot_path, "for_each", name)
             if isinstance(values, str):
                 try:
-                    evaluated = self.renderer.evaluate(values, variables)
+                    evaluated = self.templates.evaluate(values, variables)
                 except TemplateFailure as failure:
                     self._add(template_problem(failure, self.doc, path, f"for_each {name}: ", ""))
                     return None
@@ -945,7 +945,7 @@ class _Loader:
         if not is_template(raw):
             return raw
         try:
-            return self.renderer.render(raw, context)
+            return self.templates.render(raw, context)
         except TemplateFailure as failure:
             suffix = where.suffix(path, templated) if where is not None else ""
             self._add(template_problem(failure, self.doc, path, prefix, suffix))

@@ -39,9 +39,9 @@ __all__ = [
     "INLINE",
     "MAX_CALL_DEPTH",
     "MAX_TEXT",
+    "FieldTemplates",
     "ProjectLoader",
     "RefError",
-    "Renderer",
     "SpecEnvironment",
     "TemplateFailure",
 ]
@@ -119,7 +119,11 @@ def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: Any = Non
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles `a ~ b` through the environment so its result is bounded too."""
+    """Compiles `a ~ b` through the environment so its result is bounded too.
+
+    CodeGenerator is Jinja's internal API (the sandbox's public hooks see binary operators,
+    not `~`), so pyproject.toml allows only the Jinja versions this is tested with.
+    """
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -142,7 +146,7 @@ class SpecEnvironment(ImmutableSandboxedEnvironment):
       strings from tiny inputs (`center`, `format`, `indent`, `wordwrap`).
     - Bounded growth: `*`, `**`, `+`, `%`, `~`, `replace`, `join`, `str.format` and calls
       refuse results past MAX_TEXT characters (or huge numbers); calls nest at most
-      MAX_CALL_DEPTH deep; a rendered field is at most MAX_TEXT characters (Renderer).
+      MAX_CALL_DEPTH deep; a rendered field is at most MAX_TEXT characters (FieldTemplates).
     - Includes and imports come from the project directory only (ProjectLoader).
     """
 
@@ -283,7 +287,7 @@ class ProjectLoader(BaseLoader):
         return source, str(display), lambda: True
 
 
-class Renderer:
+class FieldTemplates:
     """Renders field templates and for_each expressions for one load of a spec.
 
     With `code_cache`, compiled templates are kept there (like Jinja's bytecode cache:
