@@ -26,17 +26,9 @@ from tchavi_render.api.models import (
 )
 from tchavi_render.errors import Problem, SpecError
 from tchavi_render.media import MediaIndex
+from tchavi_render.spec.fieldtypes import FrameRef, describe, var_name_problem
 from tchavi_render.spec.locate import problem_at, template_problem, validation_problems
-from tchavi_render.spec.model import (
-    GENERATION_FIELDS,
-    Defaults,
-    FrameRef,
-    ShotSpec,
-    Spec,
-    describe,
-    is_template,
-    var_name_problem,
-)
+from tchavi_render.spec.model import GENERATION_FIELDS, Defaults, ShotSpec, Spec
 from tchavi_render.spec.sequence import resolve_sequence
 from tchavi_render.spec.shot import (
     MEDIA_LIST_FIELDS,
@@ -51,7 +43,7 @@ from tchavi_render.spec.shot import (
     ShotFrame,
     UrlMedia,
 )
-from tchavi_render.spec.template import FieldTemplates, RefError, TemplateFailure
+from tchavi_render.spec.template import FieldTemplates, RefError, TemplateFailure, is_template
 from tchavi_render.spec.yamlpos import MAX_BYTES, PathKey, YamlDoc, parse_scalar, parse_yaml
 
 __all__ = ["ID_PATTERN", "MAX_SHOTS", "load_spec"]

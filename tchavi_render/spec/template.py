@@ -44,6 +44,7 @@ __all__ = [
     "RefError",
     "SpecEnvironment",
     "TemplateFailure",
+    "is_template",
 ]
 
 MAX_TEXT = 100_000
@@ -56,6 +57,11 @@ INLINE = "<template>"  # Jinja's file name for a template compiled from a string
 _REMOVED_FILTERS = ("center", "format", "indent", "wordwrap", "random", "urlize", "xmlattr")
 _PRINTF = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[a-zA-Z%]")
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
+
+
+def is_template(value: str) -> bool:
+    """True when the string holds Jinja syntax and must be rendered."""
+    return "{{" in value or "{%" in value or "{#" in value
 
 
 class TemplateFailure(Exception):
