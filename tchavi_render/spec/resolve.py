@@ -44,7 +44,8 @@ from tchavi_render.spec.shot import (
     UrlMedia,
 )
 from tchavi_render.spec.template import FieldTemplates, RefError, TemplateFailure, is_template
-from tchavi_render.spec.yamlpos import MAX_BYTES, PathKey, YamlDoc, parse_scalar, parse_yaml
+from tchavi_render.spec.yamlpos import MAX_BYTES, PathKey, YamlDoc, parse_yaml
+from tchavi_render.spec.yamlscalar import parse_scalar
 
 __all__ = ["ID_PATTERN", "MAX_SHOTS", "load_spec"]
 
