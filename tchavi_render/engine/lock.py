@@ -410,7 +410,7 @@ class _Checker:
         return Lockfile(shots=shots)
 
     def entry(self, shot_id: Any, raw: Any) -> LockEntry | None:
-        from tchavi_render.spec.resolve import ID_PATTERN
+        from tchavi_render.spec.shot import ID_PATTERN
 
         path: PathKey = ("shots", shot_id)
         if not isinstance(shot_id, str) or not ID_PATTERN.match(shot_id):
