@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tchavi_render.spec.fields import Fields, ShotState, Where, no_ref
@@ -19,9 +20,19 @@ from tchavi_render.spec.shot import ID_PATTERN, MEDIA_LIST_FIELDS, MEDIA_ONE_FIE
 from tchavi_render.spec.template import FieldTemplates, TemplateFailure, is_template
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
 
-__all__ = ["Axes", "Expander"]
+__all__ = ["Axes", "Expander", "WrittenShot"]
 
 Axes = list[tuple[str, tuple[Any, ...]]]  # each for_each variable and its values
+
+
+@dataclass(frozen=True)
+class WrittenShot:
+    """A shot as written (its shape errors set aside), the defaults it falls back on, and
+    its path in the spec."""
+
+    spec: ShotSpec
+    defaults: Defaults
+    path: PathKey
 
 
 class Expander:
@@ -45,16 +56,14 @@ class Expander:
         self.aside = aside
         self.checks = RequestChecks(doc, report)
 
-    def for_each(
-        self, shot: ShotSpec, variables: Mapping[str, Any], shot_path: PathKey
-    ) -> Axes | None:
+    def for_each(self, shot: WrittenShot, variables: Mapping[str, Any]) -> Axes | None:
         """The shot's for_each variables with their values ([] without for_each); None when
         an expression failed (reported)."""
-        if not shot.for_each:
+        if not shot.spec.for_each:
             return []
         out: Axes = []
-        for name, values in shot.for_each.items():
-            path: PathKey = (*shot_path, "for_each", name)
+        for name, values in shot.spec.for_each.items():
+            path: PathKey = (*shot.path, "for_each", name)
             if isinstance(values, str):
                 try:
                     evaluated = self.templates.evaluate(values, variables)
@@ -75,13 +84,7 @@ class Expander:
         return out
 
     def expand(
-        self,
-        shot: ShotSpec,
-        defaults: Defaults,
-        shot_vars: Mapping[str, Any],
-        axes: Axes,
-        shot_path: PathKey,
-        first_index: int,
+        self, shot: WrittenShot, shot_vars: Mapping[str, Any], axes: Axes, first_index: int
     ) -> list[Shot]:
         """The valid instances of `shot`, indexed from `first_index` on."""
         out: list[Shot] = []
@@ -90,20 +93,15 @@ class Expander:
             instance = dict(zip(names, combination, strict=True))
             label = ", ".join(f"{k}={_short(v)}" for k, v in instance.items())
             context = {**shot_vars, **instance}
-            resolved = self._shot(shot, defaults, context, shot_path, label, first_index + len(out))
+            resolved = self._shot(shot, context, label, first_index + len(out))
             if resolved is not None:
                 out.append(resolved)
         return out
 
     def _shot(
-        self,
-        shot: ShotSpec,
-        defaults: Defaults,
-        context: dict[str, Any],
-        shot_path: PathKey,
-        label: str,
-        index: int,
+        self, written: WrittenShot, context: dict[str, Any], label: str, index: int
     ) -> Shot | None:
+        shot, defaults, shot_path = written.spec, written.defaults, written.path
         context["ref"] = no_ref
         written_id = self._id(shot, context, shot_path, label)
         where = Where(shot_path, written_id, label)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tchavi_render.media import MediaIndex
-from tchavi_render.spec.expand import Expander
+from tchavi_render.spec.expand import Expander, WrittenShot
 from tchavi_render.spec.fields import Fields
 from tchavi_render.spec.graph import ShotGraph
 from tchavi_render.spec.model import Spec
@@ -95,7 +95,8 @@ def _load(
             graph.exists(shot_spec.id)
             continue
         shot_vars = {**global_vars, **shot_spec.vars}
-        axes = expander.for_each(shot_spec, shot_vars, shot_path)
+        written_shot = WrittenShot(shot_spec, spec.defaults, shot_path)
+        axes = expander.for_each(written_shot, shot_vars)
         if axes is None:
             graph.exists(shot_spec.id)
             continue
@@ -109,9 +110,7 @@ def _load(
             )
             graph.ids_unknown = True
             break
-        shots.extend(
-            expander.expand(shot_spec, spec.defaults, shot_vars, axes, shot_path, len(shots))
-        )
+        shots.extend(expander.expand(written_shot, shot_vars, axes, len(shots)))
     graph.check_ids()
     graph.check_frames()
     clips = None
