@@ -21,6 +21,7 @@ from tchavi_render.engine.lock import (
     OutputRecord,
 )
 from tchavi_render.errors import LockfileError
+from tchavi_render.spec.shot import ID_PATTERN
 
 __all__ = ["output_path_problem", "read_lock"]
 
@@ -255,8 +256,6 @@ class _Checker:
         return Lockfile(shots=shots)
 
     def entry(self, shot_id: Any, raw: Any) -> LockEntry | None:
-        from tchavi_render.spec.resolve import ID_PATTERN
-
         path: PathKey = ("shots", shot_id)
         if not isinstance(shot_id, str) or not ID_PATTERN.match(shot_id):
             self.bad((*path, _KEY), f"{shot_id!r} is not a shot id tchavi-render writes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from tchavi_render.errors import Problem
 from tchavi_render.spec.model import CacheSpec
 
 __all__ = [
+    "ID_PATTERN",
     "LoadedSpec",
     "LocalMedia",
     "Location",
@@ -82,6 +84,8 @@ MEDIA_LIST_FIELDS: tuple[str, ...] = tuple(n for n, s in MEDIA_SLOTS.items() if 
 MEDIA_ONE_FIELDS: tuple[str, ...] = tuple(n for n, s in MEDIA_SLOTS.items() if not s.many)
 # model, prompt, duration...: the fields a Shot carries as they are sent
 SCALAR_FIELDS: tuple[str, ...] = tuple(n for n in GENERATION_FIELDS if n not in MEDIA_SLOTS)
+# A shot id once rendered; the lock file's keys are checked against it too.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)

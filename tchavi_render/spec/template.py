@@ -39,11 +39,12 @@ __all__ = [
     "INLINE",
     "MAX_CALL_DEPTH",
     "MAX_TEXT",
+    "FieldTemplates",
     "ProjectLoader",
     "RefError",
-    "Renderer",
     "SpecEnvironment",
     "TemplateFailure",
+    "is_template",
 ]
 
 MAX_TEXT = 100_000
@@ -56,6 +57,11 @@ INLINE = "<template>"  # Jinja's file name for a template compiled from a string
 _REMOVED_FILTERS = ("center", "format", "indent", "wordwrap", "random", "urlize", "xmlattr")
 _PRINTF = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[a-zA-Z%]")
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
+
+
+def is_template(value: str) -> bool:
+    """True when the string holds Jinja syntax and must be rendered."""
+    return "{{" in value or "{%" in value or "{#" in value
 
 
 class TemplateFailure(Exception):
@@ -119,7 +125,11 @@ def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: Any = Non
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles `a ~ b` through the environment so its result is bounded too."""
+    """Compiles `a ~ b` through the environment so its result is bounded too.
+
+    CodeGenerator is Jinja's internal API (the sandbox's public hooks see binary operators,
+    not `~`), so pyproject.toml allows only the Jinja versions this is tested with.
+    """
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -142,7 +152,7 @@ class SpecEnvironment(ImmutableSandboxedEnvironment):
       strings from tiny inputs (`center`, `format`, `indent`, `wordwrap`).
     - Bounded growth: `*`, `**`, `+`, `%`, `~`, `replace`, `join`, `str.format` and calls
       refuse results past MAX_TEXT characters (or huge numbers); calls nest at most
-      MAX_CALL_DEPTH deep; a rendered field is at most MAX_TEXT characters (Renderer).
+      MAX_CALL_DEPTH deep; a rendered field is at most MAX_TEXT characters (FieldTemplates).
     - Includes and imports come from the project directory only (ProjectLoader).
     """
 
@@ -283,7 +293,7 @@ class ProjectLoader(BaseLoader):
         return source, str(display), lambda: True
 
 
-class Renderer:
+class FieldTemplates:
     """Renders field templates and for_each expressions for one load of a spec.
 
     With `code_cache`, compiled templates are kept there (like Jinja's bytecode cache:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,15 +11,14 @@ import yaml
 
 from tchavi_render.errors import Problem
 from tchavi_render.spec.shot import Location
+from tchavi_render.spec.yamlscalar import CORE_TAG, tagged_scalar
 
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_NODES",
-    "OutOfRange",
     "PathKey",
     "YamlDoc",
-    "parse_scalar",
     "parse_yaml",
 ]
 
@@ -30,35 +27,6 @@ MAX_DEPTH = 64
 MAX_NODES = 1_000_000
 
 PathKey = tuple[str | int, ...]
-
-_NULL = re.compile(r"^(?:null|Null|NULL|~|)$")
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT10 = re.compile(r"^[-+]?[0-9]+$")
-_INT8 = re.compile(r"^0o[0-7]+$")
-_INT16 = re.compile(r"^0x[0-9a-fA-F]+$")
-_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
-_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
-_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
-
-_TAG = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null")}
-
-
-class OutOfRange(float):
-    """A number written too large for a float (`1e400` reads as infinity). It remembers its
-    text, so that messages show what was written instead of `inf`."""
-
-    text: str
-
-    def __new__(cls, text: str) -> OutOfRange:
-        number = super().__new__(cls, text)
-        number.text = text
-        return number
-
-    def __repr__(self) -> str:
-        return self.text
-
-    __str__ = __repr__
 
 
 class _Fatal(Exception):
@@ -127,32 +95,6 @@ class YamlDoc:
         text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
         column = len(text) - len(text.lstrip(" ")) + 1
         return Location(self.file, line, column)
-
-
-def parse_scalar(text: str) -> Any:
-    """The typed value a plain scalar `text` denotes in the YAML 1.2 core schema."""
-    if _NULL.match(text):
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    try:
-        if _INT10.match(text):
-            return int(text)
-        if _INT8.match(text):
-            return int(text[2:], 8)
-        if _INT16.match(text):
-            return int(text[2:], 16)
-    except ValueError:
-        # More digits than Python converts (int_max_str_digits): not a number we can use.
-        return text
-    if _FLOAT.match(text):
-        value = float(text)
-        return value if math.isfinite(value) else OutOfRange(text)
-    if _INF.match(text):
-        return -math.inf if text.startswith("-") else math.inf
-    if _NAN.match(text):
-        return math.nan
-    return text
 
 
 def parse_yaml(text: str | bytes, file: Path) -> tuple[YamlDoc | None, list[Problem]]:
@@ -398,7 +340,7 @@ class _Builder:
 
     def _check_collection_tag(self, event: Any, line: int, column: int) -> None:
         tag = event.tag
-        allowed = (None, "!", _TAG + "map", _TAG + "seq")
+        allowed = (None, "!", CORE_TAG + "map", CORE_TAG + "seq")
         if tag not in allowed:
             raise _Fatal(f"unsupported YAML tag {tag!r}; remove it", line, column)
 
@@ -428,26 +370,11 @@ class _Builder:
         return result
 
     def _scalar_value(self, event: Any, line: int, column: int) -> Any:
-        tag = event.tag
-        text: str = event.value
-        plain = not event.style  # '' from libyaml, None from pure Python
-        if tag is None:
-            return parse_scalar(text) if plain else text
-        if tag == "!" or tag == _TAG + "str":
-            return text
-        if tag not in _SCALAR_TAGS:
-            raise _Fatal(f"unsupported YAML tag {tag!r}; remove it", line, column)
-        typed = parse_scalar(text)
-        expected = tag[len(_TAG) :]
-        ok = {
-            "int": isinstance(typed, int) and not isinstance(typed, bool),
-            "float": isinstance(typed, int | float) and not isinstance(typed, bool),
-            "bool": isinstance(typed, bool),
-            "null": typed is None,
-        }[expected]
-        if not ok:
-            raise _Fatal(f"{text!r} is not a valid !!{expected}", line, column)
-        return float(typed) if expected == "float" else typed
+        try:
+            # '' from libyaml, None from pure Python: no style is a plain scalar
+            return tagged_scalar(event.tag, event.value, plain=not event.style)
+        except ValueError as exc:
+            raise _Fatal(str(exc), line, column) from None
 
     def _take_key(self, parent: _Container, key: Any, merge: bool, line: int, column: int) -> None:
         parent.expecting_key = False

@@ -1,0 +1,210 @@
+"""Expanding shots: each for_each combination becomes a shot with its id, fields and checks."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tchavi_render.spec.fields import Fields, ShotState, Where, no_ref
+from tchavi_render.spec.fieldtypes import describe
+from tchavi_render.spec.graph import ShotGraph
+from tchavi_render.spec.locate import template_problem
+from tchavi_render.spec.model import GENERATION_FIELDS, Defaults, ShotSpec
+from tchavi_render.spec.repair import Aside
+from tchavi_render.spec.reporter import Reporter
+from tchavi_render.spec.request import RequestChecks
+from tchavi_render.spec.shot import ID_PATTERN, MEDIA_LIST_FIELDS, MEDIA_ONE_FIELDS, Shot
+from tchavi_render.spec.template import FieldTemplates, TemplateFailure, is_template
+from tchavi_render.spec.yamlpos import PathKey, YamlDoc
+
+__all__ = ["Axes", "Expander", "WrittenShot"]
+
+Axes = list[tuple[str, tuple[Any, ...]]]  # each for_each variable and its values
+
+
+@dataclass(frozen=True)
+class WrittenShot:
+    """A shot as written (its shape errors set aside), the defaults it falls back on, and
+    its path in the spec."""
+
+    spec: ShotSpec
+    defaults: Defaults
+    path: PathKey
+
+
+class Expander:
+    """Turns each shot as written into its instances: frozen Shots for the valid ones, and
+    every id, duration and frame reference (broken instances' too) noted in `graph`."""
+
+    def __init__(
+        self,
+        doc: YamlDoc,
+        report: Reporter,
+        templates: FieldTemplates,
+        fields: Fields,
+        graph: ShotGraph,
+        aside: Aside,
+    ) -> None:
+        self.doc = doc
+        self.report = report
+        self.templates = templates
+        self.fields = fields
+        self.graph = graph
+        self.aside = aside
+        self.checks = RequestChecks(doc, report)
+
+    def for_each(self, shot: WrittenShot, variables: Mapping[str, Any]) -> Axes | None:
+        """The shot's for_each variables with their values ([] without for_each); None when
+        an expression failed (reported)."""
+        if not shot.spec.for_each:
+            return []
+        out: Axes = []
+        for name, values in shot.spec.for_each.items():
+            path: PathKey = (*shot.path, "for_each", name)
+            if isinstance(values, str):
+                try:
+                    evaluated = self.templates.evaluate(values, variables)
+                except TemplateFailure as failure:
+                    self.report.add(
+                        template_problem(failure, self.doc, path, f"for_each {name}: ", "")
+                    )
+                    return None
+                if not isinstance(evaluated, list | tuple) or not evaluated:
+                    self.report.error(
+                        self.doc.locate(path),
+                        f"for_each {name}: {values} must give a non-empty list, "
+                        f"got {describe(evaluated)}",
+                    )
+                    return None
+                values = tuple(evaluated)
+            out.append((name, values))
+        return out
+
+    def expand(
+        self, shot: WrittenShot, shot_vars: Mapping[str, Any], axes: Axes, first_index: int
+    ) -> list[Shot]:
+        """The valid instances of `shot`, indexed from `first_index` on."""
+        out: list[Shot] = []
+        names = [name for name, _ in axes]
+        for combination in itertools.product(*(values for _, values in axes)):
+            instance = dict(zip(names, combination, strict=True))
+            label = ", ".join(f"{k}={_short(v)}" for k, v in instance.items())
+            context = {**shot_vars, **instance}
+            resolved = self._shot(shot, context, label, first_index + len(out))
+            if resolved is not None:
+                out.append(resolved)
+        return out
+
+    def _shot(
+        self, written: WrittenShot, context: dict[str, Any], label: str, index: int
+    ) -> Shot | None:
+        shot, defaults, shot_path = written.spec, written.defaults, written.path
+        context["ref"] = no_ref
+        written_id = self._id(shot, context, shot_path, label)
+        where = Where(shot_path, written_id, label)
+        valid_id = written_id is not None and ID_PATTERN.match(written_id) is not None
+        aside = self.aside.shots.get(shot_path, set())
+        state = ShotState()
+        for name in GENERATION_FIELDS:
+            if name in shot.model_fields_set:
+                raw, path = getattr(shot, name), (*shot_path, name)
+            elif name in aside:
+                state.failed.add(name)  # the shot's value has its own error already
+                continue
+            elif name in defaults.model_fields_set:
+                raw, path = getattr(defaults, name), ("defaults", name)
+            else:
+                if name in self.aside.defaults:
+                    state.failed.add(name)
+                continue
+            state.sources[name] = path
+            if raw is None or name == "prompt":
+                continue  # null unsets the field; the prompt waits for the references
+            if isinstance(raw, str) and is_template(raw):
+                state.templated.add(name)
+            self.fields.field(name, raw, path, context, where, state)
+        self.fields.prompt(shot, defaults, context, where, state)
+        return self._check(state, shot_path, written_id if valid_id else None, label, index, where)
+
+    def _id(
+        self, shot: ShotSpec, context: dict[str, Any], shot_path: PathKey, label: str
+    ) -> str | None:
+        """The instance's rendered id, noted in the graph (an invalid one is reported);
+        None when it could not be rendered."""
+        id_path: PathKey = (*shot_path, "id")
+        shot_id = None
+        if "id" not in self.aside.shots.get(shot_path, set()):
+            where = Where(shot_path, None, label)
+            shot_id = self.fields.text(shot.id, context, id_path, "id: ", where)
+        if shot_id is None:
+            self.graph.ids_unknown = True
+            return None
+        shot_id = shot_id.strip()
+        if ID_PATTERN.match(shot_id):
+            self.graph.add_id(shot_id, shot_path, label)
+        else:
+            self.graph.known.setdefault(shot_id, None)
+            self.report.error(
+                self.doc.locate(id_path),
+                f"id: {shot_id!r} is not a valid shot id; use 1 to 64 lowercase letters, "
+                f"digits, '.', '_' or '-', starting with a letter or digit"
+                f"{_id_hint(shot_id)}{Where(shot_path, shot_id, label).suffix(id_path, False)}",
+            )
+        return shot_id
+
+    def _check(
+        self,
+        state: ShotState,
+        shot_path: PathKey,
+        shot_id: str | None,
+        label: str,
+        index: int,
+        where: Where,
+    ) -> Shot | None:
+        problems = self.checks.check(state, shot_path, where)
+        self.graph.note_frames(state, shot_id, label)
+        if shot_id is not None:
+            broken = "duration" in state.failed or any(
+                p.param[:1] == ("duration",) for p in problems
+            )
+            duration = state.values.get("duration")
+            self.graph.known.setdefault(
+                shot_id, None if broken else 5 if duration is None else duration
+            )
+        if shot_id is None or state.failed or problems:
+            return None
+        return self._build(state, shot_path, shot_id, label, index)
+
+    def _build(
+        self, state: ShotState, shot_path: PathKey, shot_id: str, label: str, index: int
+    ) -> Shot:
+        values = state.values
+        fields: dict[str, Any] = {
+            k: v for k, v in values.items() if k not in MEDIA_ONE_FIELDS + MEDIA_LIST_FIELDS
+        }
+        for name in MEDIA_ONE_FIELDS:
+            if name in values:
+                fields[name] = values[name].media
+        for name in MEDIA_LIST_FIELDS:
+            if name in values:
+                fields[name] = tuple(ref.media for ref in values[name])
+        return Shot(
+            id=shot_id,
+            index=index,
+            location=self.doc.locate(shot_path),
+            instance=label,
+            **fields,
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _id_hint(shot_id: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", shot_id.lower()).strip("-._")[:64]
+    return f". Did you mean {slug!r}?" if slug and slug != shot_id else ""
