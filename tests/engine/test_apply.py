@@ -17,15 +17,11 @@ import yaml
 
 from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import API_KEY, Project
+from tests.support.specs import head
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 3
-shots:
+SPEC = (
+    head(seed=3)
+    + """\
   - id: opening
     prompt: "Aerial view of Cotonou at golden hour"
   - id: statue
@@ -33,6 +29,7 @@ shots:
   - id: market
     prompt: "Busy Dantokpa market, handheld"
 """
+)
 
 
 def decoded_seconds(path: Path) -> float:

@@ -11,21 +11,19 @@ from collections.abc import Callable
 
 from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import API_KEY, Project
+from tests.support.specs import head
 
 KEY_B = "sk-tch_another-account"
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-shots:
+SPEC = (
+    head()
+    + """\
   - {id: one, prompt: "First light over the lagoon", seed: 1}
   - {id: two, prompt: "Fishermen pull the nets", seed: 2}
   - {id: three, prompt: "Market stalls open", seed: 3}
   - {id: four, prompt: "Noon heat on the road", seed: 4}
 """
+)
 
 
 def journal(project: Project) -> Journal:

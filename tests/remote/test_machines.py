@@ -17,21 +17,9 @@ from tchavi_render.emulator import RunningEmulator
 from tchavi_render.engine.cache import CacheRecord
 from tchavi_render.engine.remote import RECORD_FORMAT, parse_record, record_document
 from tests.remote.conftest import AWS_SECRET, CACHE_SECRET, Bucket, MachineFactory, wait_for
+from tests.support.specs import HARBOUR_AND_MARKET
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 5
-  generate_audio: false
-shots:
-  - id: harbour
-    prompt: "Fishing boats leaving Ganvie at dawn"
-  - id: market
-    prompt: "Dantokpa market, handheld"
-"""
+SPEC = HARBOUR_AND_MARKET
 
 
 def sha256(path: Path) -> str:

@@ -19,6 +19,7 @@ from tchavi_render.emulator import RunningEmulator
 from tchavi_render.engine.remote import open_remote
 from tchavi_render.spec import load_spec
 from tests.remote.conftest import Bucket, MachineFactory
+from tests.support.specs import HARBOUR_AND_MARKET
 
 COLOUR = (200, 40, 90)
 
@@ -40,20 +41,7 @@ shots:
     prompt: "The harbour wakes up"
 """
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 5
-  generate_audio: false
-shots:
-  - id: harbour
-    prompt: "Fishing boats leaving Ganvie at dawn"
-  - id: market
-    prompt: "Dantokpa market, handheld"
-"""
+SPEC = HARBOUR_AND_MARKET
 
 
 def image(path: Path, colour: tuple[int, int, int] = COLOUR) -> Path:
