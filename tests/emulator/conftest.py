@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from tchavi_render.emulator import EmulatorConfig, RunningEmulator, running_emulator
+from tests.support.waiting import wait_until
 
 _keys = itertools.count()
 StartEmulator = Callable[..., AbstractContextManager[RunningEmulator]]
@@ -82,15 +82,16 @@ def submit(http: httpx.Client, **fields: Any) -> dict[str, Any]:
 
 def wait_for(http: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """Poll a job until it completes or fails."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         response = http.get(f"/jobs/{job_id}")
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
-        if job["status"] in ("completed", "failed"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-        time.sleep(0.02)
+        return job if job["status"] in ("completed", "failed") else None
+
+    job = wait_until(finished, timeout, f"job {job_id} to complete or fail")
+    assert job is not None
+    return job
 
 
 def render(http: httpx.Client, **fields: Any) -> tuple[dict[str, Any], bytes]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import av
@@ -18,6 +17,7 @@ import yaml
 from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import API_KEY, Project
 from tests.support.specs import head
+from tests.support.waiting import wait_until
 
 SPEC = (
     head(seed=3)
@@ -232,9 +232,7 @@ def test_two_applies_at_once_the_second_is_refused(project_factory: object) -> N
     project.write(SPEC)
     first = project.subprocess("apply", "--yes")
     holder = project.root / ".tchavi" / "tchavi.apply.holder"
-    deadline = time.monotonic() + 20
-    while not holder.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(holder.exists, 20, "the first apply to take the apply lock")
     second = project.apply(ok=False)
     assert second.exit_code == 1
     assert f"tchavi.yaml is being applied by pid {first.pid}" in second.output
@@ -247,11 +245,11 @@ def test_a_killed_apply_resumes_without_paying_twice(project_factory: object) ->
     project.write(SPEC)
     victim = project.subprocess("apply", "--yes")
     journal = project.root / ".tchavi" / "tchavi.journal"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_text().count('"submitted"') >= 3:
-            break
-        time.sleep(0.05)
+    wait_until(
+        lambda: journal.exists() and journal.read_text().count('"submitted"') >= 3,
+        30,
+        "3 submits in the journal of the apply to kill",
+    )
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert len(project.jobs()) == 3

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tchavi_render.emulator import EmulatorConfig, running_emulator
 from tchavi_render.engine.lock import read_lock
 from tests.reliability.conftest import Project, storyboard
+from tests.support.waiting import wait_until
 
 SHOTS = 6
 
@@ -32,13 +33,11 @@ def test_an_apply_survives_a_restart_of_the_service_with_jobs_in_flight(tmp_path
         project.write(storyboard(SHOTS))
         apply = project.subprocess("apply", "--yes")
         journal = root / ".tchavi" / "tchavi.journal"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if journal.exists() and journal.read_text().count('"submitted"') >= SHOTS:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the jobs were not submitted in time")
+        wait_until(
+            lambda: journal.exists() and journal.read_text().count('"submitted"') >= SHOTS,
+            30,
+            f"{SHOTS} submits in the journal",
+        )
         assert all(job["status"] in ("pending", "processing") for job in emu.jobs())
     time.sleep(2.0)  # down: polls fail and are retried
     assert apply.poll() is None, "the apply gave up while the service was down"

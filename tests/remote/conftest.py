@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -197,10 +196,3 @@ def machines(tmp_path: Path, bucket: Bucket, emulator: RunningEmulator) -> Machi
 @pytest.fixture
 def slow_machines(tmp_path: Path, bucket: Bucket, slow_emulator: RunningEmulator) -> MachineFactory:
     return machine_factory(tmp_path, bucket, slow_emulator)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
