@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -23,16 +24,19 @@ StartEmulator = Callable[..., AbstractContextManager[RunningEmulator]]
 
 @pytest.fixture
 def start_emulator(tmp_path: Path) -> StartEmulator:
-    """start_emulator(**config) -> a context manager serving an emulator on loopback.
+    """start_emulator(clock=time.time, **config) -> a context manager serving an emulator on
+    loopback.
 
     The data dir defaults to one per test, so two calls in a test share jobs and files.
     """
 
     @contextmanager
-    def start(**overrides: Any) -> Iterator[RunningEmulator]:
+    def start(
+        clock: Callable[[], float] = time.time, **overrides: Any
+    ) -> Iterator[RunningEmulator]:
         options: dict[str, Any] = {"data_dir": tmp_path / "emulator", "credits": 100_000}
         options.update(overrides)
-        with running_emulator(EmulatorConfig(**options)) as emu:
+        with running_emulator(EmulatorConfig(**options), clock=clock) as emu:
             yield emu
 
     return start
@@ -92,6 +96,12 @@ def wait_for(http: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str
     job = wait_until(finished, timeout, f"job {job_id} to complete or fail")
     assert job is not None
     return job
+
+
+def rendered(emu: RunningEmulator) -> list[Path]:
+    """The video files the emulator has written (a job's file exists before its outcome is
+    visible)."""
+    return list(emu.config.data_dir.glob("videos/*.mp4"))
 
 
 def render(http: httpx.Client, **fields: Any) -> tuple[dict[str, Any], bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +46,10 @@ def project_factory(
 ) -> Iterator[Callable[..., Project]]:
     stack: list[Any] = []
 
-    def make(**config: Any) -> Project:
+    def make(clock: Callable[[], float] = time.time, **config: Any) -> Project:
         settings = {"credits": 10_000_000, "fault_seed": 7, **config}
         data_dir = tmp_path / f"emulator-{len(stack)}"
-        manager = running_emulator(EmulatorConfig(data_dir=data_dir, **settings))
+        manager = running_emulator(EmulatorConfig(data_dir=data_dir, **settings), clock=clock)
         emu = manager.__enter__()
         stack.append(manager)
         root = tmp_path / "project"

@@ -16,6 +16,7 @@ import yaml
 
 from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import API_KEY, Project
+from tests.support.clock import MovableClock
 from tests.support.specs import head
 from tests.support.waiting import wait_until
 
@@ -30,6 +31,7 @@ SPEC = (
     prompt: "Busy Dantokpa market, handheld"
 """
 )
+LONG_LATENCY = 600.0  # seconds of the emulator's clock, which a test moves past
 
 
 def decoded_seconds(path: Path) -> float:
@@ -241,7 +243,9 @@ def test_two_applies_at_once_the_second_is_refused(project_factory: object) -> N
 
 
 def test_a_killed_apply_resumes_without_paying_twice(project_factory: object) -> None:
-    project = project_factory(latency=3.0)  # type: ignore[operator]
+    clock = MovableClock()
+    # Jobs outlast the killed apply whatever the runner's speed, until the clock moves on.
+    project = project_factory(latency=LONG_LATENCY, clock=clock)  # type: ignore[operator]
     project.write(SPEC)
     victim = project.subprocess("apply", "--yes")
     journal = project.root / ".tchavi" / "tchavi.journal"
@@ -254,6 +258,7 @@ def test_a_killed_apply_resumes_without_paying_twice(project_factory: object) ->
     victim.wait()
     assert len(project.jobs()) == 3
     assert "3 to collect (already paid)" in project.run("plan").output
+    clock.advance(LONG_LATENCY)
     result = project.apply()
     # Paid by the killed apply: collected, and not counted as this apply's spending.
     assert "Apply complete: 3 collected. Credits spent: 0." in result.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,9 +54,10 @@ def _expired(query: str, now: datetime) -> bool:
 class S3Server:
     """moto's S3 protocol server on a free loopback port, behind a gate that records every
     request and refuses expired presigned URLs with 403 as AWS does (moto 5 serves them).
-    """
+    `clock` is the gate's time: a test moves it past an expiry instead of sleeping."""
 
     url: str = ""
+    clock: Callable[[], float] = time.time
     requests: list[tuple[str, str]] = field(default_factory=list)
     _app: Any = None
     _server: BaseWSGIServer | None = None
@@ -63,7 +65,7 @@ class S3Server:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
-        if _expired(environ.get("QUERY_STRING", ""), datetime.now(UTC)):
+        if _expired(environ.get("QUERY_STRING", ""), datetime.fromtimestamp(self.clock(), UTC)):
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [
                 b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
