@@ -93,7 +93,9 @@ def wait_for(http: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str
         job: dict[str, Any] = response.json()
         return job if job["status"] in ("completed", "failed") else None
 
-    job = wait_until(finished, timeout, f"job {job_id} to complete or fail")
+    # Every key shares the per-address limit (500 a minute): a module's renders polled at
+    # 50 a second ran into it when a loaded runner made the renders slow.
+    job = wait_until(finished, timeout, f"job {job_id} to complete or fail", interval=0.1)
     assert job is not None
     return job
 
