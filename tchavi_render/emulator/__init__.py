@@ -14,7 +14,8 @@ starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,10 @@ __all__ = [
 
 @contextmanager
 def running_emulator(
-    config: EmulatorConfig, *, in_use_hint: str = IN_USE_HINT
+    config: EmulatorConfig,
+    *,
+    in_use_hint: str = IN_USE_HINT,
+    clock: Callable[[], float] = time.time,
 ) -> Iterator[RunningEmulator]:
     """Serve an emulator in a background thread until the block exits.
 
@@ -44,10 +48,13 @@ def running_emulator(
     the data dir (the message names it and ends with `in_use_hint`: what the caller's user
     should do). On exit the server and the render workers stop; unfinished jobs stay in the
     data dir and resume when an emulator starts on it again.
+
+    `clock` (seconds since the epoch) decides when a job's latency is over and when a video
+    URL expires: a test passes one it can move forward instead of sleeping.
     """
     from tchavi_render.emulator.server import serve
 
-    with serve(config, in_use_hint=in_use_hint) as emulator:
+    with serve(config, in_use_hint=in_use_hint, clock=clock) as emulator:
         yield emulator
 
 

@@ -11,7 +11,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -138,11 +138,17 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @contextmanager
-def serve(config: EmulatorConfig, *, in_use_hint: str = IN_USE_HINT) -> Iterator[RunningEmulator]:
+def serve(
+    config: EmulatorConfig,
+    *,
+    in_use_hint: str = IN_USE_HINT,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[RunningEmulator]:
     """Start an emulator in a thread; stop it (server, then renders, then store) on exit.
 
     The data dir is held for the emulator's life (see `datadir`); when another emulator
-    holds it, DataDirInUse says who, ending with `in_use_hint`.
+    holds it, DataDirInUse says who, ending with `in_use_hint`. `clock` is the emulator's
+    wall clock (job latency, URL expiry).
     """
     try:
         sock = _bind(config.host, config.port)
@@ -158,7 +164,7 @@ def serve(config: EmulatorConfig, *, in_use_hint: str = IN_USE_HINT) -> Iterator
             # Before the store opens: whoever opens it resumes its unfinished jobs.
             url = _root_url(config.host, port)
             stack.enter_context(hold_data_dir(config.data_dir, url, in_use_hint=in_use_hint))
-            emulator = Emulator(config)
+            emulator = Emulator(config, clock)
         except (OSError, sqlite3.Error) as exc:
             raise EmulatorStartError(
                 f"cannot use the data dir {config.data_dir}: {_reason(exc)}."

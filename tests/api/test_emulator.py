@@ -18,6 +18,7 @@ from tchavi_render.api import AsyncTchaviClient, TchaviClient
 from tchavi_render.emulator import EmulatorConfig, RunningEmulator, running_emulator
 from tchavi_render.errors import InsufficientCredits, InvalidApiKey, MediaExpired
 from tests.api.fakes import Blocking
+from tests.support.clock import MovableClock
 
 KEY = "sk-tch_e2e_c11ent_key"
 DEFAULTS: dict[str, Any] = {
@@ -73,9 +74,9 @@ class Stop(Exception):
 def emulator(tmp_path: Path) -> Iterator[Callable[..., RunningEmulator]]:
     with contextlib.ExitStack() as stack:
 
-        def start(**overrides: Any) -> RunningEmulator:
+        def start(clock: Callable[[], float] = time.time, **overrides: Any) -> RunningEmulator:
             config = EmulatorConfig(data_dir=tmp_path / "emulator", **{**DEFAULTS, **overrides})
-            return stack.enter_context(running_emulator(config))
+            return stack.enter_context(running_emulator(config, clock=clock))
 
         yield start
 
@@ -260,12 +261,13 @@ def test_a_401_says_how_to_set_the_key(
 def test_an_expired_video_url_says_so(
     emulator: Callable[..., RunningEmulator], connect: Connect, tmp_path: Path
 ) -> None:
-    emu = emulator(url_ttl=0.2)
+    clock = MovableClock()
+    emu = emulator(url_ttl=60.0, clock=clock)
     client, _ = connect(emu)
     job = client.videos.generations.create_and_wait(
         model="seedance-2", prompt="x", duration=1, poll_interval=0.05
     )
-    time.sleep(0.3)
+    clock.advance(60.0)
     with pytest.raises(MediaExpired, match=r"the video URL of job \w+ expired at"):
         client.download(job, tmp_path / "late.mp4")
     assert list(tmp_path.glob("*.mp4")) == []

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from tchavi_render.emulator import EmulatorConfig, RunningEmulator, running_emulator
+from tests.support.waiting import wait_until
 
 _keys = itertools.count()
 StartEmulator = Callable[..., AbstractContextManager[RunningEmulator]]
@@ -23,16 +24,19 @@ StartEmulator = Callable[..., AbstractContextManager[RunningEmulator]]
 
 @pytest.fixture
 def start_emulator(tmp_path: Path) -> StartEmulator:
-    """start_emulator(**config) -> a context manager serving an emulator on loopback.
+    """start_emulator(clock=time.time, **config) -> a context manager serving an emulator on
+    loopback.
 
     The data dir defaults to one per test, so two calls in a test share jobs and files.
     """
 
     @contextmanager
-    def start(**overrides: Any) -> Iterator[RunningEmulator]:
+    def start(
+        clock: Callable[[], float] = time.time, **overrides: Any
+    ) -> Iterator[RunningEmulator]:
         options: dict[str, Any] = {"data_dir": tmp_path / "emulator", "credits": 100_000}
         options.update(overrides)
-        with running_emulator(EmulatorConfig(**options)) as emu:
+        with running_emulator(EmulatorConfig(**options), clock=clock) as emu:
             yield emu
 
     return start
@@ -86,15 +90,24 @@ def submit(http: httpx.Client, **fields: Any) -> dict[str, Any]:
 
 def wait_for(http: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """Poll a job until it completes or fails."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         response = http.get(f"/jobs/{job_id}")
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
-        if job["status"] in ("completed", "failed"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-        time.sleep(0.02)
+        return job if job["status"] in ("completed", "failed") else None
+
+    # Every key shares the per-address limit (500 a minute): a module's renders polled at
+    # 50 a second ran into it when a loaded runner made the renders slow.
+    job = wait_until(finished, timeout, f"job {job_id} to complete or fail", interval=0.1)
+    assert job is not None
+    return job
+
+
+def rendered(emu: RunningEmulator) -> list[Path]:
+    """The video files the emulator has written (a job's file exists before its outcome is
+    visible)."""
+    return list(emu.config.data_dir.glob("videos/*.mp4"))
 
 
 def render(http: httpx.Client, **fields: Any) -> tuple[dict[str, Any], bytes]:

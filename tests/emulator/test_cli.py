@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
 
 from tests.emulator.conftest import StartEmulator
+from tests.support.waiting import wait_until
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
 VERB = [sys.executable, "-m", "tchavi_render", "emulator"]
@@ -177,12 +179,14 @@ def test_clients_that_hang_up_mid_download_or_mid_request_leave_no_traceback(
             "resolution": "720p",
             "seed": 1,
         }
-        done = httpx.post(f"{base_url}/videos/generations", json=job, headers=auth).json()
-        deadline = time.monotonic() + 30
-        while done["status"] != "completed":
-            assert time.monotonic() < deadline, done
-            time.sleep(0.05)
-            done = httpx.get(f"{base_url}/jobs/{done['id']}", headers=auth).json()
+        job_id = httpx.post(f"{base_url}/videos/generations", json=job, headers=auth).json()["id"]
+
+        def completed() -> dict[str, Any] | None:
+            found: dict[str, Any] = httpx.get(f"{base_url}/jobs/{job_id}", headers=auth).json()
+            return found if found["status"] == "completed" else None
+
+        done = wait_until(completed, 30, f"job {job_id} to complete")
+        assert done is not None
         video = httpx.URL(done["output"]["video_url"])
 
         download = _raw_request(video, f"GET {video.raw_path.decode()} HTTP/1.1\r\nHost: x\r\n")

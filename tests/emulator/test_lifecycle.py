@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.emulator.conftest import StartEmulator, api_client, probe, submit, wait_for
+from tests.emulator.conftest import StartEmulator, api_client, probe, rendered, submit, wait_for
+from tests.support.clock import MovableClock
+from tests.support.waiting import wait_until
+
+LATENCY = 600.0  # seconds of the emulator's clock, which the tests move past
 
 
 def test_a_job_completes_no_earlier_than_the_latency(start_emulator: StartEmulator) -> None:
-    with start_emulator(latency=1.0) as emu, api_client(emu, "sk-tch_slow") as http:
-        started = time.monotonic()
+    clock = MovableClock()
+    with (
+        start_emulator(latency=LATENCY, clock=clock) as emu,
+        api_client(emu, "sk-tch_slow") as http,
+    ):
         job = submit(http)
-        time.sleep(0.3)
+        wait_until(lambda: rendered(emu), 30, "the job's video file")
+        clock.advance(LATENCY - 1)  # rendered, and a second of its latency still to go
         assert http.get(f"/jobs/{job['id']}").json()["status"] in ("pending", "processing")
+        clock.advance(1)
         done = wait_for(http, job["id"])
-        assert time.monotonic() - started >= 1.0
     assert done["status"] == "completed"
 
 
 def test_a_video_url_expires_after_the_ttl(start_emulator: StartEmulator) -> None:
-    with start_emulator(url_ttl=0.5) as emu, api_client(emu, "sk-tch_ttl") as http:
+    clock = MovableClock()
+    with (
+        start_emulator(url_ttl=60.0, clock=clock) as emu,
+        api_client(emu, "sk-tch_ttl") as http,
+    ):
         job = wait_for(http, submit(http)["id"])
         url = job["output"]["video_url"]
         assert httpx.get(url).status_code == 200
-        time.sleep(0.6)
+        clock.advance(60.0)
         expired = httpx.get(url)
         assert http.get(f"/jobs/{job['id']}").json()["status"] == "completed"
     assert expired.status_code == 410
@@ -70,15 +81,19 @@ def test_jobs_unfinished_at_shutdown_complete_after_a_restart(
 def test_a_rendered_job_waiting_out_its_latency_at_shutdown_completes_after_a_restart(
     start_emulator: StartEmulator,
 ) -> None:
-    with start_emulator(latency=1.0) as emu, api_client(emu, "sk-tch_l") as http:
-        started = time.monotonic()
+    clock = MovableClock()
+    with (
+        start_emulator(latency=LATENCY, clock=clock) as emu,
+        api_client(emu, "sk-tch_l") as http,
+    ):
         job = submit(http)
-        wait_until_rendered = time.monotonic() + 10
-        while not list(emu.config.data_dir.glob("videos/*.mp4")):
-            assert time.monotonic() < wait_until_rendered
-            time.sleep(0.02)
+        wait_until(lambda: rendered(emu), 10, "the job's video file")
         assert http.get(f"/jobs/{job['id']}").json()["status"] == "processing"
-    with start_emulator(latency=1.0) as emu, api_client(emu, "sk-tch_l") as http:
+    with (
+        start_emulator(latency=LATENCY, clock=clock) as emu,
+        api_client(emu, "sk-tch_l") as http,
+    ):
+        assert http.get(f"/jobs/{job['id']}").json()["status"] == "processing"
+        clock.advance(LATENCY)
         done = wait_for(http, job["id"])
     assert done["status"] == "completed"
-    assert time.monotonic() - started >= 1.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import av
@@ -17,15 +16,13 @@ import yaml
 
 from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import API_KEY, Project
+from tests.support.clock import MovableClock
+from tests.support.specs import head
+from tests.support.waiting import wait_until
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 3
-shots:
+SPEC = (
+    head(seed=3)
+    + """\
   - id: opening
     prompt: "Aerial view of Cotonou at golden hour"
   - id: statue
@@ -33,6 +30,8 @@ shots:
   - id: market
     prompt: "Busy Dantokpa market, handheld"
 """
+)
+LONG_LATENCY = 600.0  # seconds of the emulator's clock, which a test moves past
 
 
 def decoded_seconds(path: Path) -> float:
@@ -235,9 +234,7 @@ def test_two_applies_at_once_the_second_is_refused(project_factory: object) -> N
     project.write(SPEC)
     first = project.subprocess("apply", "--yes")
     holder = project.root / ".tchavi" / "tchavi.apply.holder"
-    deadline = time.monotonic() + 20
-    while not holder.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(holder.exists, 20, "the first apply to take the apply lock")
     second = project.apply(ok=False)
     assert second.exit_code == 1
     assert f"tchavi.yaml is being applied by pid {first.pid}" in second.output
@@ -246,19 +243,22 @@ def test_two_applies_at_once_the_second_is_refused(project_factory: object) -> N
 
 
 def test_a_killed_apply_resumes_without_paying_twice(project_factory: object) -> None:
-    project = project_factory(latency=3.0)  # type: ignore[operator]
+    clock = MovableClock()
+    # Jobs outlast the killed apply whatever the runner's speed, until the clock moves on.
+    project = project_factory(latency=LONG_LATENCY, clock=clock)  # type: ignore[operator]
     project.write(SPEC)
     victim = project.subprocess("apply", "--yes")
     journal = project.root / ".tchavi" / "tchavi.journal"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_text().count('"submitted"') >= 3:
-            break
-        time.sleep(0.05)
+    wait_until(
+        lambda: journal.exists() and journal.read_text().count('"submitted"') >= 3,
+        30,
+        "3 submits in the journal of the apply to kill",
+    )
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert len(project.jobs()) == 3
     assert "3 to collect (already paid)" in project.run("plan").output
+    clock.advance(LONG_LATENCY)
     result = project.apply()
     # Paid by the killed apply: collected, and not counted as this apply's spending.
     assert "Apply complete: 3 collected. Credits spent: 0." in result.output

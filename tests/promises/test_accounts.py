@@ -6,26 +6,24 @@ from __future__ import annotations
 import hashlib
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 
 from tchavi_render.engine.journal import Journal
 from tests.engine.conftest import API_KEY, Project
+from tests.support.specs import head
+from tests.support.waiting import wait_until
 
 KEY_B = "sk-tch_another-account"
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-shots:
+SPEC = (
+    head()
+    + """\
   - {id: one, prompt: "First light over the lagoon", seed: 1}
   - {id: two, prompt: "Fishermen pull the nets", seed: 2}
   - {id: three, prompt: "Market stalls open", seed: 3}
   - {id: four, prompt: "Noon heat on the road", seed: 4}
 """
+)
 
 
 def journal(project: Project) -> Journal:
@@ -45,11 +43,11 @@ def interrupt_after_submits(project: Project, count: int) -> tuple[int, str]:
     log = project.root.parent / "interrupted.log"
     child = project.subprocess("apply", "--yes", log=log.name)
     path = project.root / ".tchavi" / "tchavi.journal"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().count('"submitted"') >= count:
-            break
-        time.sleep(0.02)
+    wait_until(
+        lambda: path.exists() and path.read_text().count('"submitted"') >= count,
+        30,
+        f"{count} submits in the journal of the apply to interrupt",
+    )
     child.send_signal(signal.SIGINT)
     try:
         code = child.wait(timeout=30)

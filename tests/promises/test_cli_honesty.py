@@ -15,22 +15,19 @@ from click.testing import CliRunner
 
 from tchavi_render.cli.main import cli
 from tests.engine.conftest import Project
+from tests.support.specs import head
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-shots:
+SPEC = (
+    head()
+    + """\
   - {id: opening, prompt: "Aerial view of Cotonou", seed: 1}
   - {id: market, prompt: "Busy Dantokpa market", seed: 2}
 """
+)
 
 
 def sixteen_shots() -> str:
-    head = "version: 1\nbackend: tchavi\ndefaults:\n  model: seedance-2\n  duration: 1\nshots:\n"
-    return head + "".join(f"  - {{id: s{i:02}, prompt: 'shot {i}'}}\n" for i in range(16))
+    return head() + "".join(f"  - {{id: s{i:02}, prompt: 'shot {i}'}}\n" for i in range(16))
 
 
 def test_an_unreachable_service_is_said_once_and_nothing_more_is_submitted(

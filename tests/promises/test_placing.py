@@ -11,19 +11,11 @@ import pytest
 import yaml
 
 from tests.engine.conftest import Project
-
-HEAD = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-shots:
-"""
+from tests.support.specs import head
 
 
 def spec(*shots: tuple[str, str]) -> str:
-    lines = [HEAD]
+    lines = [head()]
     for i, (shot_id, word) in enumerate(shots):
         seed = {"Alpha": 1, "Bravo": 2, "Charlie": 3, "Zero": 4}.get(word, 10 + i)
         lines.append(f"  - id: {shot_id}\n    prompt: 'A {word} shot'\n    seed: {seed}\n")

@@ -8,8 +8,9 @@ import io
 from PIL import Image
 
 from tests.engine.conftest import Project
+from tests.support.specs import head
 
-HEAD = "version: 1\nbackend: local\ndefaults:\n  model: seedance-2\n  duration: 1\nshots:\n"
+HEAD = head("local")
 
 
 def png(colour: str) -> bytes:

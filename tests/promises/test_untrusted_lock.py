@@ -12,18 +12,15 @@ import pytest
 from tchavi_render.engine.lockread import read_lock
 from tchavi_render.errors import LockfileError
 from tests.engine.conftest import Project
+from tests.support.specs import head
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 3
-shots:
+SPEC = (
+    head(seed=3)
+    + """\
   - id: opening
     prompt: "Aerial view of Cotonou at golden hour"
 """
+)
 
 
 def sha(path: Path) -> str:

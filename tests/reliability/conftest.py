@@ -10,25 +10,9 @@ from typing import Any
 import yaml
 
 from tests.engine.conftest import Project, project_factory
+from tests.support.specs import storyboard
 
 __all__ = ["Project", "project_factory", "read_lock", "run_cli", "storyboard"]
-
-
-def storyboard(count: int, *, tag: str = "shot") -> str:
-    """A spec of `count` one-second shots with distinct prompts (so distinct keys)."""
-    lines = [
-        "version: 1",
-        "backend: tchavi",
-        "defaults:",
-        "  model: seedance-2",
-        "  duration: 1",
-        "  generate_audio: false",
-        "  seed: 5",
-        "shots:",
-    ]
-    for i in range(count):
-        lines += [f"  - id: {tag}-{i:03d}", f'    prompt: "Take {i} of a quiet harbour at dawn"']
-    return "\n".join(lines) + "\n"
 
 
 def run_cli(

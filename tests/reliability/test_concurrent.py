@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 from tests.reliability.conftest import Project, storyboard
+from tests.support.waiting import wait_until
 
 SHOTS = 5
 
@@ -46,9 +46,7 @@ def test_a_second_apply_that_waits_for_the_lock_finds_nothing_left_to_pay_for(
     project.write(storyboard(SHOTS))
     first = start_apply(project)
     holder = project.root / ".tchavi" / "tchavi.apply.holder"
-    deadline = time.monotonic() + 30
-    while not holder.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(holder.exists, 30, "the first apply to take the apply lock")
     second = start_apply(project, "--lock-timeout", "60")
     outputs = [p.communicate(timeout=90)[0] for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs

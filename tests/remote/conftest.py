@@ -8,9 +8,6 @@ every claim about writes by counting the requests the S3 server received.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,12 +21,11 @@ from urllib.parse import parse_qs
 import boto3
 import pytest
 from botocore.config import Config
-from click.testing import CliRunner, Result
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from tchavi_render.cli.main import cli
 from tchavi_render.emulator import EmulatorConfig, RunningEmulator, running_emulator
+from tests.support.checkouts import Machine
 
 API_KEY = "sk-tch_remote-tests"
 # Distinctive values, so a test can prove they never leak into output, logs or files.
@@ -57,9 +53,11 @@ def _expired(query: str, now: datetime) -> bool:
 @dataclass
 class S3Server:
     """moto's S3 protocol server on a free loopback port, behind a gate that records every
-    request and refuses expired presigned URLs with 403 as AWS does (moto 5 serves them)."""
+    request and refuses expired presigned URLs with 403 as AWS does (moto 5 serves them).
+    `clock` is the gate's time: a test moves it past an expiry instead of sleeping."""
 
     url: str = ""
+    clock: Callable[[], float] = time.time
     requests: list[tuple[str, str]] = field(default_factory=list)
     _app: Any = None
     _server: BaseWSGIServer | None = None
@@ -67,7 +65,7 @@ class S3Server:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
-        if _expired(environ.get("QUERY_STRING", ""), datetime.now(UTC)):
+        if _expired(environ.get("QUERY_STRING", ""), datetime.fromtimestamp(self.clock(), UTC)):
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [
                 b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
@@ -155,73 +153,6 @@ def bucket(s3_server: S3Server, aws_env: None) -> Bucket:
     return Bucket(name, s3_server, client)
 
 
-@dataclass
-class Machine:
-    """One checkout on one machine: a project dir and a cache dir of its own; the bucket and
-    the Tchavi account (an emulator) are shared."""
-
-    name: str
-    root: Path
-    cache_dir: Path
-    base_env: dict[str, str]
-
-    @property
-    def spec(self) -> Path:
-        return self.root / "tchavi.yaml"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "tchavi.lock"
-
-    def output(self, shot: str) -> Path:
-        return self.root / "renders" / f"{shot}.mp4"
-
-    def write(self, text: str, name: str = "tchavi.yaml") -> Path:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
-    def env(self, **overrides: str | None) -> dict[str, str | None]:
-        return {**self.base_env, "TCHAVI_RENDER_CACHE_DIR": str(self.cache_dir), **overrides}
-
-    def run(self, *args: str, ok: bool = True, **env: str | None) -> Result:
-        """The CLI in this process, on this machine's spec."""
-        result = CliRunner().invoke(
-            cli, [*args, str(self.spec)], env=self.env(**env), catch_exceptions=False
-        )
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    def apply(self, *args: str, ok: bool = True, **env: str | None) -> Result:
-        return self.run("apply", "--yes", *args, ok=ok, **env)
-
-    def spawn(self, *args: str, **env: str | None) -> subprocess.Popen[bytes]:
-        """The CLI in a child process (another machine), output to its log file."""
-        merged = {**os.environ, **self.env(**env)}
-        full = {k: v for k, v in merged.items() if v is not None}
-        with self.log.open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "tchavi_render", *args],
-                cwd=self.root,
-                env=full,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def log(self) -> Path:
-        return self.root.parent / f"{self.name}.log"
-
-    def finish(self, process: subprocess.Popen[bytes], timeout: float = 60) -> str:
-        """Wait for a child; its whole log. Fails the test when it failed."""
-        code = process.wait(timeout=timeout)
-        text = self.log.read_text()
-        assert code == 0, text
-        return text
-
-
 MachineFactory = Callable[..., Machine]
 
 
@@ -253,7 +184,7 @@ def machine_factory(tmp_path: Path, bucket: Bucket, emu: RunningEmulator) -> Mac
             "TCHAVI_RENDER_CACHE_SECRET": CACHE_SECRET,
             **env,
         }
-        return Machine(label, root, tmp_path / label / "cache", base)
+        return Machine(root=root, cache_dir=tmp_path / label / "cache", name=label, base_env=base)
 
     return make
 
@@ -267,10 +198,3 @@ def machines(tmp_path: Path, bucket: Bucket, emulator: RunningEmulator) -> Machi
 @pytest.fixture
 def slow_machines(tmp_path: Path, bucket: Bucket, slow_emulator: RunningEmulator) -> MachineFactory:
     return machine_factory(tmp_path, bucket, slow_emulator)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)

@@ -16,22 +16,11 @@ import yaml
 from tchavi_render.emulator import RunningEmulator
 from tchavi_render.engine.cache import CacheRecord
 from tchavi_render.engine.remote import RECORD_FORMAT, parse_record, record_document
-from tests.remote.conftest import AWS_SECRET, CACHE_SECRET, Bucket, MachineFactory, wait_for
+from tests.remote.conftest import AWS_SECRET, CACHE_SECRET, Bucket, MachineFactory
+from tests.support.specs import HARBOUR_AND_MARKET
+from tests.support.waiting import wait_until
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 5
-  generate_audio: false
-shots:
-  - id: harbour
-    prompt: "Fishing boats leaving Ganvie at dawn"
-  - id: market
-    prompt: "Dantokpa market, handheld"
-"""
+SPEC = HARBOUR_AND_MARKET
 
 
 def sha256(path: Path) -> str:
@@ -209,7 +198,11 @@ def test_a_render_finished_on_another_machine_meanwhile_is_not_paid_again(
     )
     journal = a.root / ".tchavi" / "tchavi.journal"
     first = a.spawn("apply", "--yes")
-    wait_for(lambda: journal.exists() and '"submitted"' in journal.read_text())
+    wait_until(
+        lambda: journal.exists() and '"submitted"' in journal.read_text(),
+        30,
+        "machine A's first submit in its journal",
+    )
     result = b.apply("--concurrency", "1")
     a.finish(first)
     assert "3 to create" in result.output  # planned while A's render was still running

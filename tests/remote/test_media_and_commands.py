@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -19,6 +18,8 @@ from tchavi_render.emulator import RunningEmulator
 from tchavi_render.engine.remote import open_remote
 from tchavi_render.spec import load_spec
 from tests.remote.conftest import Bucket, MachineFactory
+from tests.support.clock import MovableClock
+from tests.support.specs import HARBOUR_AND_MARKET
 
 COLOUR = (200, 40, 90)
 
@@ -40,20 +41,7 @@ shots:
     prompt: "The harbour wakes up"
 """
 
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 5
-  generate_audio: false
-shots:
-  - id: harbour
-    prompt: "Fishing boats leaving Ganvie at dawn"
-  - id: market
-    prompt: "Dantokpa market, handheld"
-"""
+SPEC = HARBOUR_AND_MARKET
 
 
 def image(path: Path, colour: tuple[int, int, int] = COLOUR) -> Path:
@@ -110,9 +98,11 @@ def test_presigned_media_urls_expire_after_the_configured_time(
     url = remote.media_url(media)  # type: ignore[arg-type]
     query = parse_qs(urlparse(url).query)
     assert query["X-Amz-Expires"] == ["3"]
+    clock = MovableClock()
+    monkeypatch.setattr(bucket.server, "clock", clock)
     assert httpx.get(url).status_code == 200
     # X-Amz-Date is whole seconds, so the URL lives between 2 and 3 s from now.
-    time.sleep(4.1)
+    clock.advance(4.1)
     expired = httpx.get(url)
     assert expired.status_code == 403 and "Request has expired" in expired.text
 

@@ -15,20 +15,15 @@ from PIL import Image, ImageChops, ImageOps, ImageStat
 from tchavi_render.errors import ExportError
 from tchavi_render.export import AUDIO_RATE, FPS, ClipSource, plan_cut, write_cut
 from tchavi_render.spec.shot import Location
+from tests.support.specs import head
 
 from .conftest import Project
 
 # Two 16:9 shots and one 9:16 (letterboxed into 854x480, the most common size); sound on
 # the last two only.
-SPEC = """\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 5
-  generate_audio: false
-shots:
+SPEC = (
+    head(seed=5, generate_audio=False)
+    + """\
   - id: opening
     prompt: "Aerial view of Cotonou at golden hour"
   - id: portrait
@@ -40,6 +35,7 @@ shots:
     prompt: "Night falls over the lagoon"
     generate_audio: true
 """
+)
 TOLERANCE = 0.1  # seconds per cut
 
 

@@ -10,20 +10,15 @@ from urllib.parse import unquote
 from PIL import Image
 
 from tchavi_render.report import marker_colour
+from tests.support.specs import head
 
 from .browser import dump_dom, screenshot
 from .conftest import Project
 
 INJECTION = '<b id="injected">bold</b><script>document.title = "pwned"</script>'
-SPEC = f"""\
-version: 1
-backend: tchavi
-defaults:
-  model: seedance-2
-  duration: 1
-  seed: 9
-  generate_audio: false
-shots:
+SPEC = (
+    head(seed=9, generate_audio=False)
+    + f"""\
   - id: opening
     prompt: "Aerial view of Cotonou at golden hour"
   - id: statue
@@ -32,6 +27,7 @@ shots:
   - id: market
     prompt: '{INJECTION} Busy Dantokpa market'
 """
+)
 CARD_HEIGHT = 720  # px, generous: a card is about 620 px tall at 1280 px wide
 
 
