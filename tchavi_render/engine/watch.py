@@ -56,13 +56,7 @@ async def poll_once(client: AsyncTchaviClient, watch: JobWatch) -> None:
     list does not show is asked for by id)."""
     waiting = set(watch.waiting)
     if len(waiting) == 1:
-        (job_id,) = waiting
-        try:
-            job = await client.jobs.retrieve(job_id)
-        except JobNotFound as exc:
-            watch.fail(job_id, exc)
-            return
-        watch.observe(job)
+        await _look_up(client, watch, *waiting)
         return
     offset = 0
     seen: set[str] = set()
@@ -79,9 +73,14 @@ async def poll_once(client: AsyncTchaviClient, watch: JobWatch) -> None:
             break
         offset += len(page.data)
     for job_id in waiting - seen:
-        try:
-            job = await client.jobs.retrieve(job_id)
-        except JobNotFound as exc:
-            watch.fail(job_id, exc)
-            continue
-        watch.observe(job)
+        await _look_up(client, watch, job_id)
+
+
+async def _look_up(client: AsyncTchaviClient, watch: JobWatch, job_id: str) -> None:
+    """One job by id: observed, or failed when the service does not know it."""
+    try:
+        job = await client.jobs.retrieve(job_id)
+    except JobNotFound as exc:
+        watch.fail(job_id, exc)
+        return
+    watch.observe(job)
