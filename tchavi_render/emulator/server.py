@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import uvicorn
 
+from tchavi_render.digest import sha256_file
 from tchavi_render.emulator.app import API_PREFIX, Emulator, job_record
 from tchavi_render.emulator.config import EmulatorConfig, EmulatorStartError
 from tchavi_render.emulator.datadir import IN_USE_HINT, hold_data_dir
@@ -50,7 +51,7 @@ class RunningEmulator:
         answering with the same content even if the file changes or the emulator restarts.
         """
         media_dir = self._emulator.store.media_dir
-        known = _sha256_of(path)
+        known = sha256_file(path)
         if (media_dir / known).is_file():
             return self._local_url(known, path)
         # Hash while copying: the stored bytes are exactly the ones the name promises.
@@ -110,14 +111,6 @@ class RunningEmulator:
 def _root_url(host: str, port: int) -> str:
     url_host = f"[{host}]" if ":" in host else host
     return f"http://{url_host}:{port}"
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reason(exc: Exception) -> str:
