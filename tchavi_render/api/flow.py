@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from tchavi_render.api.base import ClientCore, job_path
 from tchavi_render.api.errors import error_from_answer, parse_retry_after, parse_time
 from tchavi_render.api.errors import scrub as scrub_secret
 from tchavi_render.api.models import GenerationParams, Job, JobList
+from tchavi_render.atomic import staged
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import (
     AmbiguousSubmit,
@@ -606,13 +605,9 @@ def _stream_to_file(
     declared = response.headers.get("content-length", "")
     expected = int(declared) if declared.isdigit() and not encoded else None
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as exc:
-        raise _unwritable(path, exc) from exc
-    try:
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out:
+        with staged(path, suffix=".part") as pending, pending.path.open("wb") as out:
             while True:
                 chunk = yield from _read_chunk(response)
                 if isinstance(chunk, httpx.RequestError):
@@ -629,13 +624,10 @@ def _stream_to_file(
                 return "the answer was empty"
             _check_size(size, size_mb, of)
             out.flush()
-            os.fsync(out.fileno())
-        _commit(temp, path)
+            pending.commit()
         return digest.hexdigest(), size
     except OSError as exc:
         raise _unwritable(path, exc) from exc
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def _unwritable(path: Path, exc: OSError) -> DownloadError:
@@ -652,15 +644,3 @@ def _check_size(size: int, size_mb: float | None, of: str) -> None:
     raise DownloadError(
         f"the video{of} has {size} bytes but the job says {size_mb} MB; not keeping it"
     )
-
-
-def _commit(temp: str, path: Path) -> None:
-    os.replace(temp, path)
-    try:
-        directory = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return  # not every platform opens directories; the rename itself is atomic
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
