@@ -8,7 +8,6 @@ service applies.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from tchavi_render.text import did_you_mean
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -45,6 +46,8 @@ __all__ = [
     "MediaSlot",
     "ParamProblem",
     "check_request",
+    # Lives in tchavi_render.text; named here only until spec/ (being split on another
+    # branch of issue 12) imports it from there.
     "did_you_mean",
     "frame_size",
 ]
@@ -75,18 +78,6 @@ FRAME_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 _TOKEN_RE = re.compile(r"\[(Image|Video|Audio)(\d+)\]")
-
-
-def did_you_mean(value: object, choices: Sequence[str]) -> str:
-    """' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        if value.lower() in lowered:
-            close = [lowered[value.lower()]]
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:

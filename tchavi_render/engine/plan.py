@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, assert_never
 
-from tchavi_render.api.models import GENERATION_FIELDS, did_you_mean
+from tchavi_render.api.models import GENERATION_FIELDS
 from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
 from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
 from tchavi_render.engine.pricing import estimate_credits
 from tchavi_render.errors import NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Shot, ShotFrame, UrlMedia
+from tchavi_render.text import did_you_mean
 
 __all__ = [
     "ABANDON_FLAG",
