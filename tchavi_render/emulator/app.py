@@ -35,7 +35,6 @@ from tchavi_render.api.models import ParamProblem, check_request
 from tchavi_render.emulator.config import EmulatorConfig
 from tchavi_render.emulator.faults import Faults, InjectedError, RateDecision, RateLimiter
 from tchavi_render.emulator.fetch import check_media, fetch_all, media_urls
-from tchavi_render.emulator.render import auto_duration, random_seed
 from tchavi_render.emulator.store import (
     InsufficientBalance,
     JobRow,
@@ -43,6 +42,7 @@ from tchavi_render.emulator.store import (
     Store,
     key_hash,
 )
+from tchavi_render.emulator.video import auto_duration, random_seed
 from tchavi_render.emulator.worker import RenderPool
 from tchavi_render.engine.pricing import CREDITS_PER_SECOND, billed_seconds, estimate_credits
 
