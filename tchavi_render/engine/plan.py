@@ -331,8 +331,10 @@ def matches(shot_id: str, patterns: Sequence[str]) -> bool:
 
 def storyboard_order(shots: Sequence[Shot]) -> list[Shot]:
     """The shots with every upstream shot before the shots that continue it, otherwise in
-    storyboard order. The spec loader has already refused cycles (an edge that would close
-    one is ignored here). Iterative: a chain of thousands of shots is fine."""
+    storyboard order. Depth first: a shot declared later than one it feeds moves up to just
+    before it (graphlib's ready-set order would differ, and apply reports in this order).
+    The spec loader has already refused cycles (an edge that would close one is ignored
+    here). Iterative: a chain of thousands of shots is fine."""
     by_id = {s.id: s for s in shots}
     placed: dict[str, Shot] = {}
     for root in shots:
