@@ -30,7 +30,6 @@ __all__ = [
     "FRAME_SIZES",
     "GENERATION_FIELDS",
     "MAX_REFERENCE",
-    "MEDIA_FIELDS",
     "MEDIA_SLOTS",
     "MODELS",
     "REFERENCE_TOKEN",
@@ -41,7 +40,6 @@ __all__ = [
     "JobError",
     "JobList",
     "JobOutput",
-    "JobStatus",
     "MediaKind",
     "MediaSlot",
     "ParamProblem",
@@ -49,7 +47,6 @@ __all__ = [
     # Lives in tchavi_render.text; named here only until spec/ (being split on another
     # branch of issue 12) imports it from there.
     "did_you_mean",
-    "frame_size",
 ]
 
 MODELS: tuple[str, ...] = ("seedance-2", "kling-v3")
@@ -78,11 +75,6 @@ FRAME_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 _TOKEN_RE = re.compile(r"\[(Image|Video|Audio)(\d+)\]")
-
-
-def frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
-    """Frame size for a resolution and a concrete (not adaptive) aspect ratio."""
-    return FRAME_SIZES[resolution][aspect_ratio]
 
 
 def _one_of(value: str, choices: Sequence[str]) -> str:
@@ -225,7 +217,6 @@ MEDIA_SLOTS: dict[str, MediaSlot] = {
     for slot in info.metadata
     if isinstance(slot, MediaSlot)
 }
-MEDIA_FIELDS: tuple[str, ...] = tuple(MEDIA_SLOTS)
 MAX_REFERENCE: dict[str, int] = {
     name: slot.most for name, slot in MEDIA_SLOTS.items() if slot.most is not None
 }
@@ -343,7 +334,6 @@ def _strip_value_error(problems: list[ParamProblem]) -> list[ParamProblem]:
 
 # --- responses: tolerant of every shape the docs allow --------------------------------------
 
-JobStatus = Literal["pending", "processing", "completed", "failed"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed"})
 
 
