@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "Staged",
     "atomic_copy",
     "atomic_open",
+    "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
     "file_mode",
     "fsync_dir",
+    "staged",
 ]
 
 
@@ -47,23 +50,61 @@ def file_mode(path: Path) -> int:
         return 0o666 & ~mask
 
 
+class Staged:
+    """A temp file beside `target`; `commit()` makes it the target, all or nothing."""
+
+    def __init__(self, target: Path, path: Path) -> None:
+        self.target = target
+        self.path = path
+        self.committed = False
+
+    def commit(self) -> None:
+        """Flush the temp file to disk with the target's mode, then rename it over the target."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fchmod(fd, file_mode(self.target))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.path, self.target)
+        self.committed = True
+        fsync_dir(self.target.parent)
+
+
+@contextlib.contextmanager
+def staged(target: Path, *, suffix: str = ".tmp") -> Iterator[Staged]:
+    """A temp file in `target`'s directory, removed on the way out unless committed.
+
+    For writers that decide late whether the result is worth keeping (a download that may
+    turn out short); `atomic_path` and `atomic_open` commit whenever their block completes.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    pending = Staged(target, Path(name))
+    try:
+        yield pending
+    finally:
+        if not pending.committed:
+            pending.path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temp path to write `target` through by name (an encoder opens it itself): it
+    replaces `target` when the block completes and is removed when the block raises."""
+    with staged(target) as pending:
+        yield pending.path
+        pending.commit()
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """Write `path` all or nothing: readers see the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, file_mode(path))
-        with os.fdopen(fd, "wb") as handle:
+    with staged(path) as pending:
+        with pending.path.open("wb") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        pending.commit()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -8,8 +8,6 @@ without sound gets silence. Each clip contributes exactly round(seconds * 24) fr
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -18,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tchavi_render.atomic import file_mode, fsync_dir
+from tchavi_render.atomic import atomic_path
 from tchavi_render.errors import ExportError
 from tchavi_render.spec.shot import Location
 
@@ -121,18 +119,8 @@ def write_cut(sources: Sequence[ClipSource], out: Path) -> CutResult:
     if out.is_dir():
         raise ExportError(f"{out} is a directory; pass a file name with -o, like final.mp4")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, file_mode(out))
+    with atomic_path(out) as tmp:
         _encode(clips, width, height, tmp)
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(out.parent)
     return CutResult(out, width, height, clips, time.monotonic() - started)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -12,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tchavi_render.atomic import atomic_open, atomic_write_bytes
+from tchavi_render.digest import sha256_file
 
 if TYPE_CHECKING:
     # Only for annotations: importing the spec package here would be circular at runtime.
     from tchavi_render.spec.shot import MediaKind
 
-__all__ = ["MediaIndex", "MediaInfo", "extract_frame", "probe_media", "sha256_file"]
+__all__ = ["MediaIndex", "MediaInfo", "extract_frame", "probe_media"]
 
-CHUNK = 1024 * 1024
 STORE_VERSION = 1
 # Entries kept in the store at most; those seen by this process are kept first.
 MAX_STORE_ENTRIES = 100_000
@@ -38,15 +37,6 @@ class MediaInfo:
     duration: float | None = None  # seconds, for video and audio
     width: int | None = None
     height: int | None = None
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def probe_media(path: Path) -> tuple[MediaKind | None, float | None, int | None, int | None]:

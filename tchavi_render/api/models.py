@@ -8,7 +8,6 @@ service applies.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,12 +23,13 @@ from pydantic import (
     model_validator,
 )
 
+from tchavi_render.text import did_you_mean
+
 __all__ = [
     "ASPECT_RATIOS",
     "FRAME_SIZES",
     "GENERATION_FIELDS",
     "MAX_REFERENCE",
-    "MEDIA_FIELDS",
     "MEDIA_SLOTS",
     "MODELS",
     "REFERENCE_TOKEN",
@@ -40,13 +40,10 @@ __all__ = [
     "JobError",
     "JobList",
     "JobOutput",
-    "JobStatus",
     "MediaKind",
     "MediaSlot",
     "ParamProblem",
     "check_request",
-    "did_you_mean",
-    "frame_size",
 ]
 
 MODELS: tuple[str, ...] = ("seedance-2", "kling-v3")
@@ -75,23 +72,6 @@ FRAME_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 _TOKEN_RE = re.compile(r"\[(Image|Video|Audio)(\d+)\]")
-
-
-def did_you_mean(value: object, choices: Sequence[str]) -> str:
-    """' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        if value.lower() in lowered:
-            close = [lowered[value.lower()]]
-    return f" Did you mean '{close[0]}'?" if close else ""
-
-
-def frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
-    """Frame size for a resolution and a concrete (not adaptive) aspect ratio."""
-    return FRAME_SIZES[resolution][aspect_ratio]
 
 
 def _one_of(value: str, choices: Sequence[str]) -> str:
@@ -234,7 +214,6 @@ MEDIA_SLOTS: dict[str, MediaSlot] = {
     for slot in info.metadata
     if isinstance(slot, MediaSlot)
 }
-MEDIA_FIELDS: tuple[str, ...] = tuple(MEDIA_SLOTS)
 MAX_REFERENCE: dict[str, int] = {
     name: slot.most for name, slot in MEDIA_SLOTS.items() if slot.most is not None
 }
@@ -352,7 +331,6 @@ def _strip_value_error(problems: list[ParamProblem]) -> list[ParamProblem]:
 
 # --- responses: tolerant of every shape the docs allow --------------------------------------
 
-JobStatus = Literal["pending", "processing", "completed", "failed"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed"})
 
 

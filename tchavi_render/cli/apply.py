@@ -79,7 +79,7 @@ def apply(
     as_json: bool,
 ) -> int:
     """Render the shots that changed (TARGET is a spec, or a plan saved with plan -o)."""
-    from tchavi_render.cli.render import (
+    from tchavi_render.cli.output import (
         JsonEvents,
         LineEvents,
         RichEvents,
@@ -87,7 +87,7 @@ def apply(
         plan_text,
         result_text,
     )
-    from tchavi_render.cli.render import warning as show_warning
+    from tchavi_render.cli.output import warning as show_warning
     from tchavi_render.engine.apply import ApplyOptions, EventSink, apply_plan
     from tchavi_render.engine.applylock import apply_lock
     from tchavi_render.engine.backends import open_backend, require_api_key

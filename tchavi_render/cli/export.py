@@ -41,7 +41,7 @@ def export(
     scaled and letterboxed to one frame size, at 24 fps, H.264 with AAC sound (silence
     where a shot has none). Refuses when a shot is not rendered or out of date.
     """
-    from tchavi_render.cli.render import warning as show_warning
+    from tchavi_render.cli.output import warning as show_warning
     from tchavi_render.engine.status import require_ready, shot_states
     from tchavi_render.engine.workspace import open_workspace
     from tchavi_render.errors import ExportError

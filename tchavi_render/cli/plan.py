@@ -64,7 +64,7 @@ def plan(
     backend: str | None,
 ) -> int:
     """Show what `apply` would render, reuse and delete, and the estimated credits."""
-    from tchavi_render.cli.render import plan_json, plan_markdown, plan_text, warning
+    from tchavi_render.cli.output import plan_json, plan_markdown, plan_text, warning
     from tchavi_render.engine.workspace import open_workspace, write_planfile
 
     request = plan_request(

@@ -42,7 +42,7 @@ def report(
     Frames are inlined; videos are linked relative to the page, so it works from the repo.
     """
     from tchavi_render.atomic import atomic_write_text
-    from tchavi_render.cli.render import warning as show_warning
+    from tchavi_render.cli.output import warning as show_warning
     from tchavi_render.engine.status import shot_states
     from tchavi_render.engine.workspace import open_workspace
     from tchavi_render.errors import TchaviRenderError

@@ -17,7 +17,7 @@ from tchavi_render.cli.options import parse_vars, spec_argument, variable_option
 def show(spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as_json: bool) -> int:
     """Show what the lock says was rendered for each shot, in storyboard order, and the
     credits in total (--var and --var-file as for plan, to read the spec's shot order)."""
-    from tchavi_render.cli.render import lock_text
+    from tchavi_render.cli.output import lock_text
     from tchavi_render.engine.lock import lock_path_for
     from tchavi_render.engine.lockread import read_lock
     from tchavi_render.errors import TchaviRenderError

@@ -50,7 +50,7 @@ def _validate_one(
     spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as_json: bool
 ) -> tuple[dict[str, Any], bool]:
     """Check one spec; print its problems unless `as_json`; (its JSON report, valid?)."""
-    from tchavi_render.cli.render import warning
+    from tchavi_render.cli.output import warning
     from tchavi_render.errors import SpecError
     from tchavi_render.spec import load_spec
 

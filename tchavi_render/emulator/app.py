@@ -36,7 +36,6 @@ from tchavi_render.api.pricing import CREDITS_PER_SECOND, billed_seconds, estima
 from tchavi_render.emulator.config import EmulatorConfig
 from tchavi_render.emulator.faults import Faults, InjectedError, RateDecision, RateLimiter
 from tchavi_render.emulator.fetch import check_media, fetch_all, media_urls
-from tchavi_render.emulator.render import auto_duration, random_seed
 from tchavi_render.emulator.store import (
     InsufficientBalance,
     JobRow,
@@ -44,6 +43,7 @@ from tchavi_render.emulator.store import (
     Store,
     key_hash,
 )
+from tchavi_render.emulator.video import auto_duration, random_seed
 from tchavi_render.emulator.worker import RenderPool
 
 __all__ = ["API_PREFIX", "Emulator", "error_body", "iso_utc", "job_record"]

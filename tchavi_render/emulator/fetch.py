@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import httpx
 from PIL import Image
 
 from tchavi_render.api.models import MAX_REFERENCE_VIDEO_SECONDS, GenerationParams
+from tchavi_render.atomic import atomic_write_bytes
 
 __all__ = [
     "FETCH_TIMEOUT",
@@ -74,15 +73,7 @@ def store_media(data: bytes, media_dir: Path) -> tuple[str, Path]:
     digest = hashlib.sha256(data).hexdigest()
     path = media_dir / digest
     if not path.exists():
-        tmp = media_dir / f".{digest}.{secrets.token_hex(4)}.tmp"
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write_bytes(path, data)
     return digest, path
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
-import secrets
 import socket
 import sqlite3
 import threading
@@ -19,10 +17,13 @@ from urllib.parse import quote
 
 import uvicorn
 
+from tchavi_render.atomic import atomic_copy
+from tchavi_render.digest import sha256_file
 from tchavi_render.emulator.app import API_PREFIX, Emulator, job_record
 from tchavi_render.emulator.config import EmulatorConfig, EmulatorStartError
 from tchavi_render.emulator.datadir import IN_USE_HINT, hold_data_dir
 from tchavi_render.emulator.store import key_hash
+from tchavi_render.errors import TchaviRenderError
 
 __all__ = ["RunningEmulator", "serve"]
 
@@ -49,24 +50,17 @@ class RunningEmulator:
         The bytes are copied into the data dir under their sha256, so the URL keeps
         answering with the same content even if the file changes or the emulator restarts.
         """
-        media_dir = self._emulator.store.media_dir
-        known = _sha256_of(path)
-        if (media_dir / known).is_file():
-            return self._local_url(known, path)
-        # Hash while copying: the stored bytes are exactly the ones the name promises.
-        tmp = media_dir / f".host-{secrets.token_hex(8)}.tmp"
-        digest = hashlib.sha256()
-        try:
-            with open(path, "rb") as source, open(tmp, "wb") as target:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    digest.update(block)
-                    target.write(block)
-                target.flush()
-                os.fsync(target.fileno())
-            os.replace(tmp, media_dir / digest.hexdigest())
-        finally:
-            tmp.unlink(missing_ok=True)
-        return self._local_url(digest.hexdigest(), path)
+        known = sha256_file(path)
+        stored = self._emulator.store.media_dir / known
+        if not stored.is_file():
+            # Checked while copying: the stored bytes are exactly the ones the name promises.
+            try:
+                atomic_copy(path, stored, expect_sha256=known)
+            except ValueError:
+                raise TchaviRenderError(
+                    f"{path} changed while it was copied; it was not served. Run again"
+                ) from None
+        return self._local_url(known, path)
 
     def _local_url(self, digest: str, path: Path) -> str:
         return f"{self.root_url}/_local/{digest}/{quote(path.name)}"
@@ -110,14 +104,6 @@ class RunningEmulator:
 def _root_url(host: str, port: int) -> str:
     url_host = f"[{host}]" if ":" in host else host
     return f"http://{url_host}:{port}"
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reason(exc: Exception) -> str:

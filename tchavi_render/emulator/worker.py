@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from tchavi_render.background import background_pool
 from tchavi_render.emulator.faults import FAILURE_MESSAGES
-from tchavi_render.emulator.render import (
+from tchavi_render.emulator.store import JobRow, Store
+from tchavi_render.emulator.video import (
     RenderCancelled,
     RenderSpec,
     frame_size_for,
     render_video,
 )
-from tchavi_render.emulator.store import JobRow, Store
 
 __all__ = ["RENDER_WORKERS", "RenderPool"]
 

@@ -7,7 +7,6 @@ a corrupt one is dropped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tchavi_render.atomic import fsync_dir
+from tchavi_render.digest import sha256_file
 
 __all__ = ["CacheInfo", "CacheRecord", "RenderCache", "default_cache_dir"]
 
@@ -161,14 +161,10 @@ class RenderCache:
         return self.get(key)
 
     def verify(self, record: CacheRecord) -> bool:
-        digest = hashlib.sha256()
         try:
-            with self.object_path(record.sha256).open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
+            return sha256_file(self.object_path(record.sha256)) == record.sha256
         except OSError:
             return False
-        return digest.hexdigest() == record.sha256
 
     def drop(self, key: str) -> None:
         self.index.delete(key)

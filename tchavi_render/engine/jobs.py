@@ -306,7 +306,8 @@ class JobRunner:
                 assert_never(media)
 
     def _frame(self, frame: ShotFrame) -> LocalMedia:
-        from tchavi_render.media import extract_frame, sha256_file
+        from tchavi_render.digest import sha256_file
+        from tchavi_render.media import extract_frame
 
         video = self.run.outputs[frame.shot]
         sha = self.run.output_sha[frame.shot]

@@ -45,7 +45,7 @@ class InFlight:
 
     key: str
     shot: str
-    endpoint: str  # the backend's identity: `tchavi:<base URL>`, or the local emulator's
+    endpoint: str  # backends.Identity.endpoint: `tchavi:<base URL>` or `local:<data dir>`
     model: str
     credits: int
     started: float  # epoch seconds when the submit began

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tchavi_render.api.models import did_you_mean
 from tchavi_render.api.pricing import estimate_credits
 from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
@@ -20,6 +19,7 @@ from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
 from tchavi_render.engine.reasons import FieldChange, field_changes, local_files
 from tchavi_render.errors import NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, Shot
+from tchavi_render.text import did_you_mean
 
 __all__ = [
     "ABANDON_FLAG",
@@ -181,8 +181,10 @@ def matches(shot_id: str, patterns: Sequence[str]) -> bool:
 
 def storyboard_order(shots: Sequence[Shot]) -> list[Shot]:
     """The shots with every upstream shot before the shots that continue it, otherwise in
-    storyboard order. The spec loader has already refused cycles (an edge that would close
-    one is ignored here). Iterative: a chain of thousands of shots is fine."""
+    storyboard order. Depth first: a shot declared later than one it feeds moves up to just
+    before it (graphlib's ready-set order would differ, and apply reports in this order).
+    The spec loader has already refused cycles (an edge that would close one is ignored
+    here). Iterative: a chain of thousands of shots is fine."""
     by_id = {s.id: s for s in shots}
     placed: dict[str, Shot] = {}
     for root in shots:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tchavi_render.digest import sha256_file
 from tchavi_render.engine.backends import backend_identity
 from tchavi_render.engine.cache import RenderCache
 from tchavi_render.engine.journal import Journal, journal_path_for
@@ -164,7 +164,7 @@ def open_workspace(request: PlanRequest, cache_dir: Path) -> Workspace:
 
 def _file_sha256(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except FileNotFoundError:
         return None
 

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, PlainValidator, WithJsonSchema
 
-from tchavi_render.api.models import MAX_REFERENCE, SEED_MAX, SEED_MIN, did_you_mean
+from tchavi_render.api.models import MAX_REFERENCE, SEED_MAX, SEED_MIN
 from tchavi_render.spec.template import MAX_TEXT, is_template
+from tchavi_render.text import did_you_mean
 
 __all__ = [
     "NULL_SCHEMA",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import assert_never
 
-from tchavi_render.api.models import did_you_mean
 from tchavi_render.spec.fields import ShotState
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.shot import (
@@ -17,6 +16,7 @@ from tchavi_render.spec.shot import (
 )
 from tchavi_render.spec.template import is_template
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
+from tchavi_render.text import did_you_mean
 
 __all__ = ["ShotGraph"]
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tchavi_render.api.models import did_you_mean
 from tchavi_render.errors import Problem
 from tchavi_render.spec.fieldtypes import describe
 from tchavi_render.spec.model import GENERATION_FIELDS, Defaults, SequenceClip, ShotSpec, Spec
 from tchavi_render.spec.shot import Location
 from tchavi_render.spec.template import TemplateFailure
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
+from tchavi_render.text import did_you_mean
 
 __all__ = ["problem_at", "template_problem", "validation_problems"]
 

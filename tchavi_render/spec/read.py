@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tchavi_render.api.models import did_you_mean
 from tchavi_render.errors import Problem
 from tchavi_render.spec.fieldtypes import describe, var_name_problem
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.yamlpos import MAX_BYTES, YamlDoc, parse_yaml
+from tchavi_render.text import did_you_mean
 
 __all__ = ["check_cli_vars", "os_reason", "read_var_file", "read_yaml", "warn_unused_vars"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from tchavi_render.api.models import did_you_mean
 from tchavi_render.spec.model import SequenceClip
 from tchavi_render.spec.shot import Location, SequenceItem, Shot
 from tchavi_render.spec.yamlpos import YamlDoc
+from tchavi_render.text import did_you_mean
 
 __all__ = ["resolve_sequence"]
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from tchavi_render.api.models import did_you_mean
 from tchavi_render.media import MediaIndex
 from tchavi_render.spec.read import os_reason
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.shot import LocalMedia, Media, UrlMedia
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
+from tchavi_render.text import did_you_mean
 
 __all__ = ["Asset", "MediaTargets"]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tchavi_render.emulator import RunningEmulator
-from tchavi_render.emulator.render import RenderSpec, render_video
+from tchavi_render.emulator.video import RenderSpec, render_video
 from tests.emulator.conftest import StartEmulator, api_client, body, png, submit, wait_for
 
 URL = "https://media.example/a.png"

@@ -11,7 +11,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from tchavi_render.api.models import FRAME_SIZES
 from tchavi_render.emulator import RunningEmulator
-from tchavi_render.emulator.render import text_panel
+from tchavi_render.emulator.video import text_panel
 from tests.emulator.conftest import mean_rgb, png, probe, render
 
 COMBOS = [(res, aspect) for res, sizes in FRAME_SIZES.items() for aspect in sizes]

@@ -18,10 +18,10 @@ from tchavi_render.engine.lock import (
     write_lock,
 )
 from tchavi_render.engine.lockread import read_lock
-from tchavi_render.engine.plan import Action, make_plan
+from tchavi_render.engine.plan import Action, make_plan, storyboard_order
 from tchavi_render.engine.reasons import word_diff
 from tchavi_render.errors import LockfileError, NoSuchShot
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Location, Shot
+from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Location, Shot, ShotFrame
 from tests.engine.conftest import Disk
 
 
@@ -269,3 +269,38 @@ def test_a_corrupt_lockfile_is_a_clear_error(
 def test_the_lock_sits_beside_the_spec() -> None:
     assert lock_path_for(Path("/p/tchavi.yaml")) == Path("/p/tchavi.lock")
     assert lock_path_for(Path("/p/teaser.yml")) == Path("/p/teaser.lock")
+
+
+def continuing(shot_id: str, *upstream: str) -> Shot:
+    frames = tuple(ShotFrame(shot=u, frame="last") for u in upstream)
+    return shot(shot_id, reference_images=frames) if frames else shot(shot_id)
+
+
+def test_an_upstream_shot_is_pulled_forward_to_just_before_the_first_shot_it_feeds() -> None:
+    shots = [continuing("x", "z"), continuing("y"), continuing("z")]
+    # Depth first: not ["y", "z", "x"], which taking the earliest ready shot would give.
+    assert [s.id for s in storyboard_order(shots)] == ["z", "x", "y"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_storyboard_order_puts_upstreams_first_and_otherwise_keeps_the_spec_s(
+    data: st.DataObject,
+) -> None:
+    n = data.draw(st.integers(1, 8))
+    ranks = data.draw(st.permutations(range(n)))  # a hidden dependency order: never a cycle
+    shots = []
+    for i in range(n):
+        earlier = [j for j in range(n) if ranks[j] < ranks[i]]
+        ups = (
+            data.draw(st.lists(st.sampled_from(earlier), unique=True, max_size=3))
+            if earlier
+            else []
+        )
+        shots.append(continuing(f"s{i}", *(f"s{j}" for j in ups)))
+    order = [s.id for s in storyboard_order(shots)]
+    assert sorted(order) == sorted(s.id for s in shots)
+    for s in shots:
+        assert all(order.index(u) < order.index(s.id) for u in s.upstream)
+    if all(int(u[1:]) < i for i, s in enumerate(shots) for u in s.upstream):
+        assert order == [s.id for s in shots]

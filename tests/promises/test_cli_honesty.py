@@ -170,7 +170,7 @@ def _png() -> bytes:
 def test_the_live_table_shows_finished_shots_as_finished() -> None:
     from rich.console import Console
 
-    from tchavi_render.cli.render import RichEvents
+    from tchavi_render.cli.output import RichEvents
     from tchavi_render.engine.apply import ApplyEvent
 
     console = Console(file=io.StringIO(), width=120, force_terminal=False)

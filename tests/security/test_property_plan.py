@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tchavi_render.cli.render import plan_json, plan_markdown, plan_text
+from tchavi_render.cli.output import plan_json, plan_markdown, plan_text
 from tchavi_render.engine.journal import Journal
 from tchavi_render.engine.keys import key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord

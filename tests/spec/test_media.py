@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tchavi_render.media import MediaIndex, sha256_file
+from tchavi_render.digest import sha256_file
+from tchavi_render.media import MediaIndex
 from tchavi_render.spec import LocalMedia, UrlMedia
 
 from .conftest import SpecDir

@@ -159,3 +159,29 @@ shots:
     landing = by_id["landing"]
     assert '<span class="ref-name">last frame of shot flight</span>' in landing
     assert f'<img class="ref-thumb" src="{last_of_flight}"' in landing
+
+
+def test_spec_text_is_escaped_wherever_the_page_shows_it(project: Project) -> None:
+    stills = project.root / "stills"
+    stills.mkdir(parents=True)
+    hostile_name = '"><img src=x onerror=alert(1)>.png'
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(stills / hostile_name)
+    project.write(
+        f"""\
+version: 1
+backend: local
+defaults: {{model: seedance-2, duration: 1, generate_audio: false}}
+shots:
+  - id: "ad-{{{{ n }}}}"
+    for_each: {{n: [1], tag: ["<i>it</i>"]}}
+    image_url: 'stills/{hostile_name}'
+    prompt: '{INJECTION} {{{{ tag }}}}'
+"""
+    )
+    project.run("report", "-o", "r.html")
+    text = (project.root / "r.html").read_text()
+    assert "<script" not in text and "<b " not in text and "<i>" not in text
+    assert "<img src=x" not in text
+    assert "&lt;b id=&#34;injected&#34;&gt;bold&lt;/b&gt;&lt;script&gt;" in text
+    assert "&lt;i&gt;it&lt;/i&gt;" in text  # the prompt, and the for_each values shown
+    assert "stills/&#34;&gt;&lt;img src=x onerror=alert(1)&gt;.png" in text

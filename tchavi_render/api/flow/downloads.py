@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +23,7 @@ from tchavi_render.api.flow.steps import (
     sleep,
     wait_rate_limit,
 )
+from tchavi_render.atomic import staged
 from tchavi_render.errors import DownloadError, MediaExpired
 from tchavi_render.failpoints import failpoint
 
@@ -114,13 +113,9 @@ def _stream_to_file(
     declared = response.headers.get("content-length", "")
     expected = int(declared) if declared.isdigit() and not encoded else None
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as exc:
-        raise _unwritable(path, exc) from exc
-    try:
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out:
+        with staged(path, suffix=".part") as pending, pending.path.open("wb") as out:
             while True:
                 chunk = yield from read_chunk(response)
                 if isinstance(chunk, httpx.RequestError):
@@ -137,13 +132,10 @@ def _stream_to_file(
                 return "the answer was empty"
             _check_size(size, size_mb, of)
             out.flush()
-            os.fsync(out.fileno())
-        _commit(temp, path)
+            pending.commit()
         return digest.hexdigest(), size
     except OSError as exc:
         raise _unwritable(path, exc) from exc
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def _unwritable(path: Path, exc: OSError) -> DownloadError:
@@ -160,15 +152,3 @@ def _check_size(size: int, size_mb: float | None, of: str) -> None:
     raise DownloadError(
         f"the video{of} has {size} bytes but the job says {size_mb} MB; not keeping it"
     )
-
-
-def _commit(temp: str, path: Path) -> None:
-    os.replace(temp, path)
-    try:
-        directory = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return  # not every platform opens directories; the rename itself is atomic
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tchavi_render.digest import sha256_file
 from tchavi_render.engine.cache import CacheRecord
 from tchavi_render.engine.remote.records import parse_record, record_document, short_key
 from tchavi_render.engine.remote.settings import (
@@ -26,7 +27,6 @@ from tchavi_render.engine.remote.settings import (
     remote_config,
 )
 from tchavi_render.errors import RemoteCacheError
-from tchavi_render.media import sha256_file
 from tchavi_render.spec.model import CacheSpec
 from tchavi_render.spec.shot import LocalMedia
 

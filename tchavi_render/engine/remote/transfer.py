@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tchavi_render.atomic import atomic_copy
+from tchavi_render.digest import sha256_file
 from tchavi_render.engine.cache import CacheRecord, RenderCache
 from tchavi_render.engine.lock import LockEntry, Lockfile
 from tchavi_render.engine.remote.bucket import RemoteCache
 from tchavi_render.engine.remote.records import SHA256_HEX
-from tchavi_render.media import sha256_file
 
 __all__ = ["Transfer", "pull_locked", "push_locked", "record_from_lock"]
 

@@ -17,7 +17,6 @@ import colorsys
 import hashlib
 import io
 import math
-import os
 import secrets
 import struct
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from tchavi_render.api.models import FRAME_SIZES
+from tchavi_render.atomic import atomic_path
 
 __all__ = [
     "FPS",
@@ -362,14 +362,8 @@ def render_video(spec: RenderSpec, out: Path, cancelled: Callable[[], bool] = la
 
     Raises RenderCancelled (leaving nothing behind) when `cancelled()` turns true.
     """
-    tmp = out.with_name(f"{out.name}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         _encode(spec, tmp, cancelled)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out.stat().st_size
 
 
