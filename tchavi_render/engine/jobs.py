@@ -15,11 +15,14 @@ from tchavi_render.api.models import Job
 from tchavi_render.api.pricing import estimate_credits
 from tchavi_render.background import background_pool
 from tchavi_render.engine.cache import CacheRecord
+from tchavi_render.engine.claiming import Holding, claimed_elsewhere
 from tchavi_render.engine.download import download_render
 from tchavi_render.engine.journal import InFlight
 from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.placing import place
 from tchavi_render.engine.plan import ABANDON_FLAG, PlannedShot
+from tchavi_render.engine.remote.claims import Claim, Claims, Held
+from tchavi_render.engine.remote.layered import LayeredCache
 from tchavi_render.engine.run import ApplyEvent, Failure, Run, record_failure
 from tchavi_render.engine.schedule import PollSchedule, poll_floor
 from tchavi_render.engine.watch import JobWatch, poll_once
@@ -32,6 +35,7 @@ from tchavi_render.errors import (
     InvalidApiKey,
     JobNotFound,
     MediaExpired,
+    RemoteCacheError,
     TchaviRenderError,
 )
 from tchavi_render.failpoints import failpoint
@@ -81,6 +85,15 @@ class JobRunner:
         self.downloads = asyncio.Semaphore(max(1, options.concurrency))
         self.pool = background_pool(min(4, os.cpu_count() or 2), "tchavi-apply")
         self.submitting = 0  # shots holding a slot whose submit is not answered yet
+        # With a bucket, a key is claimed there before it is paid for (engine/remote/claims).
+        cache = run.ctx.cache
+        self._layered = cache if isinstance(cache, LayeredCache) else None
+        self.claims = (
+            None
+            if self._layered is None
+            else Claims(self._layered.remote, run.ctx.backend.identity, run.ctx.backend.account)
+        )
+        self._told: dict[str, str] = {}  # shot -> what progress last said of its claim
 
     async def background(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in the background pool (lower priority), awaited."""
@@ -115,30 +128,106 @@ class JobRunner:
         return await self._fetch(item.key, job)
 
     async def _submit_and_finish(self, planned: PlannedShot) -> CacheRecord | Failure:
-        async with self.slots:
-            elsewhere = await self._rendered_elsewhere(planned)
-            if elsewhere is not None:
-                return elsewhere
-            self.submitting += 1
-            try:
-                job_id = await self._submit(planned)
-            except TchaviRenderError as exc:
-                if isinstance(exc, ApiConnectionError):
-                    exc = _unreachable(self.client.base_url, exc)
-                if isinstance(exc, _FATAL):
-                    # Every later submit would fail the same way: stop, and say it once.
-                    self.run.stop_submitting = True
-                    self.run.fatal = self.run.fatal or exc
-                    return Failure("not_submitted", "an earlier error stopped every submit")
-                code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
-                return Failure(code, str(exc))
-            finally:
-                self.submitting -= 1
-                self.watch.wakeup.set()  # the poller's floor may change
-            if isinstance(job_id, Failure):
-                return job_id
-            job = await self._wait(planned.key, job_id)
-        return await self._fetch(planned.key, job)
+        """Render `planned.key` once across machines: rendered elsewhere meanwhile, claimed
+        by another machine (follow its job, or wait for its record), or claimed and paid
+        here. A slot is held from the claim to the job's end, so claims are never hoarded."""
+        while True:
+            async with contextlib.AsyncExitStack() as stack:
+                async with self.slots:
+                    elsewhere = await self._rendered_elsewhere(planned)
+                    if elsewhere is not None:
+                        return elsewhere
+                    taken = await self._claim(planned)
+                    if not isinstance(taken, Claim):
+                        holding = Holding(self.claims, taken, self._layered)
+                        await stack.enter_async_context(holding)
+                        job = await self._pay(planned, holding)
+                if not isinstance(taken, Claim):
+                    holding.outcome = await self._fetch(planned.key, job)
+                    return holding.outcome
+            outcome = await self._defer(planned, taken)
+            if outcome is not None:
+                return outcome
+
+    async def _pay(self, planned: PlannedShot, holding: Holding) -> Job | Failure:
+        """Submit the job of a key this machine holds (or needs no claim for), and wait for
+        it; a job of an abandoned claim this account can see is followed instead."""
+        inherited = holding.inherited
+        claims = self.claims
+        if inherited is not None and inherited.job_id and claims and claims.mine(inherited):
+            message = f"taking over the lapsed claim of host {inherited.host}"
+            job = await self._follow(planned, inherited.job_id, message)
+            if job is not None:
+                return job
+        self.submitting += 1
+        try:
+            job_id = await self._submit(planned)
+        except TchaviRenderError as exc:
+            if isinstance(exc, ApiConnectionError):
+                exc = _unreachable(self.client.base_url, exc)
+            if isinstance(exc, _FATAL):
+                # Every later submit would fail the same way: stop, and say it once.
+                self.run.stop_submitting = True
+                self.run.fatal = self.run.fatal or exc
+                return Failure("not_submitted", "an earlier error stopped every submit")
+            code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
+            return Failure(code, str(exc))
+        finally:
+            self.submitting -= 1
+            self.watch.wakeup.set()  # the poller's floor may change
+        if isinstance(job_id, Failure):
+            return job_id
+        await holding.attach(job_id)
+        return await self._wait(planned.key, job_id)
+
+    # -- claims -------------------------------------------------------------------------------
+
+    async def _claim(self, planned: PlannedShot) -> Held | Claim | None:
+        """This machine's claim on the key (None: pay without one), or another's live claim."""
+        if self.claims is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.claims.take, planned.key)
+        except RemoteCacheError as exc:
+            self.claims.remote.warn(f"{exc}; the shot is rendered without a claim")
+            return None
+
+    async def _defer(self, planned: PlannedShot, claim: Claim) -> CacheRecord | Failure | None:
+        """Another machine pays for the key: follow its job (same account) and fetch the
+        video, or wait a moment for its record; None: look again (claim gone or lapsed)."""
+        assert self.claims is not None
+        if self.run.stop_submitting:
+            return Failure("not_submitted", "an earlier error stopped every submit")
+        if claim.job_id is not None and self.claims.mine(claim):
+            job = await self._follow(
+                planned, claim.job_id, claimed_elsewhere(claim, following=True)
+            )
+            if job is None:
+                return None  # the job failed (refunded): someone claims the key anew
+            outcome = await self._fetch(planned.key, job)
+            self.run.found_elsewhere.add(planned.key)
+            return outcome
+        message = claimed_elsewhere(claim, following=False)
+        if self._told.get(planned.id) != message:
+            self._told[planned.id] = message
+            self.run.ctx.emit(
+                ApplyEvent("status", planned.id, job_id=claim.job_id, message=message)
+            )
+        await asyncio.sleep(self.claims.wait_interval)
+        return None
+
+    async def _follow(self, planned: PlannedShot, job_id: str, message: str) -> Job | None:
+        """Wait for a job another run paid for; None when it failed or cannot be seen."""
+        self.job_shot[job_id] = planned.id
+        self.run.ctx.emit(ApplyEvent("status", planned.id, job_id=job_id, message=message))
+        try:
+            job = await self.watch.watch(job_id)
+        except (JobNotFound, ApiConnectionError, InvalidApiKey):
+            return None
+        if job.status == "failed":
+            return None
+        self.run.found_elsewhere.add(planned.key)
+        return job
 
     async def _rendered_elsewhere(self, planned: PlannedShot) -> CacheRecord | None:
         """Another machine may have rendered this key since planning: the cache is asked

@@ -274,6 +274,15 @@ def _ttl(v: Any) -> int:
     raise ValueError(f"must be a number of seconds from 1 to {MAX_MEDIA_URL_TTL} (a week)")
 
 
+MAX_CLAIM_TTL = 3600
+
+
+def _claim_ttl(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 5 <= v <= MAX_CLAIM_TTL:
+        return v
+    raise ValueError(f"must be a number of seconds from 5 to {MAX_CLAIM_TTL}")
+
+
 class CacheSpec(_Frozen):
     """The remote cache shared by a team and its CI: an S3 bucket (or any S3-compatible store).
 
@@ -331,6 +340,20 @@ class CacheSpec(_Frozen):
             }
         ),
     ] = 3600
+    claim_ttl: Annotated[
+        int,
+        PlainValidator(_claim_ttl),
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 5,
+                "maximum": MAX_CLAIM_TTL,
+                "default": 60,
+                "description": "Seconds a render claim lives without renewal before another "
+                "machine takes it over (its holder is presumed gone).",
+            }
+        ),
+    ] = 60
 
 
 class Spec(_Frozen):

@@ -62,9 +62,19 @@ class S3Server:
     _app: Any = None
     _server: BaseWSGIServer | None = None
     _thread: threading.Thread | None = None
+    # S3 makes a conditional write atomic; moto's threaded server checks, then writes, so
+    # the gate runs conditional writes one at a time as S3 would order them.
+    _conditional: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
+        if conditional and environ["REQUEST_METHOD"] in WRITES:
+            with self._conditional:
+                return self._serve(environ, start_response)
+        return self._serve(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Any) -> Any:
         if _expired(environ.get("QUERY_STRING", ""), datetime.fromtimestamp(self.clock(), UTC)):
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [

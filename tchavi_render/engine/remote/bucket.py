@@ -35,6 +35,10 @@ __all__ = ["RemoteCache", "open_remote"]
 MAX_RECORD_BYTES = 64 * 1024
 
 _MISSING = object()
+_CONFLICT = object()
+# S3's answers to a conditional write that lost: 412 (the condition failed) and 409 (another
+# conditional write of that name was in progress).
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 def open_remote(
@@ -122,9 +126,18 @@ class RemoteCache:
             self._warned.add(message)
             self._warn(f"remote cache {self.config.url}: {message}")
 
-    def _call(self, what: str, operation: str, *, missing_ok: bool = False, **params: Any) -> Any:
-        """Run one S3 operation; a 404 is `_MISSING` when `missing_ok`, any other failure a
-        RemoteCacheError naming `what` and the fix."""
+    def _call(
+        self,
+        what: str,
+        operation: str,
+        *,
+        missing_ok: bool = False,
+        conflict_ok: bool = False,
+        **params: Any,
+    ) -> Any:
+        """Run one S3 operation; a 404 is `_MISSING` when `missing_ok`, a lost conditional
+        write `_CONFLICT` when `conflict_ok`, any other failure a RemoteCacheError naming
+        `what` and the fix."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
@@ -138,6 +151,8 @@ class RemoteCache:
                     f"{what}: the bucket {self.config.bucket!r} does not exist. Create it, "
                     f"or fix cache.remote in the spec ({ENV_REMOTE}), {OFF_HINT}"
                 ) from None
+            if conflict_ok and (status in (409, 412) or code in _CONFLICT_CODES):
+                return _CONFLICT
             if missing_ok and (status == 404 or code in ("404", "NoSuchKey", "NotFound")):
                 return _MISSING
             if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "Forbidden"):
@@ -297,6 +312,56 @@ class RemoteCache:
         missing object."""
         self.put_object(record.sha256, path)
         self.put_record(record)
+
+    # -- small documents written under conditions (claims) ---------------------------------
+
+    def read_small(self, what: str, name: str) -> tuple[bytes, str] | None:
+        """The bytes (at most MAX_RECORD_BYTES) and ETag of `name`; None when it is missing."""
+        response = self._call(
+            what, "get_object", missing_ok=True, Bucket=self.config.bucket, Key=name
+        )
+        if response is _MISSING:
+            return None
+        body = response["Body"]
+        try:
+            data: bytes = body.read(MAX_RECORD_BYTES)
+        except Exception as exc:  # botocore wraps socket errors in many classes
+            raise RemoteCacheError(f"{what}: the download failed ({type(exc).__name__})") from None
+        finally:
+            body.close()
+        return data, str(response["ETag"])
+
+    def put_if(self, what: str, name: str, body: bytes, *, etag: str | None) -> str | None:
+        """Write `name` only if it does not exist (`etag` None) or still has `etag`; its new
+        ETag, or None when the condition failed (another writer came first)."""
+        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        response = self._call(
+            what,
+            "put_object",
+            conflict_ok=True,
+            missing_ok=etag is not None,
+            Bucket=self.config.bucket,
+            Key=name,
+            Body=body,
+            ContentType="application/json",
+            **condition,
+        )
+        if response is _CONFLICT or response is _MISSING:
+            return None
+        return str(response["ETag"])
+
+    def delete_if(self, what: str, name: str, etag: str) -> bool:
+        """Delete `name` if it still has `etag`; False when it changed or is gone."""
+        response = self._call(
+            what,
+            "delete_object",
+            conflict_ok=True,
+            missing_ok=True,
+            Bucket=self.config.bucket,
+            Key=name,
+            IfMatch=etag,
+        )
+        return response is not _CONFLICT and response is not _MISSING
 
     # -- hosted media ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ class LayeredCache(RenderCache):
         self.remote = remote
         self._pool: ThreadPoolExecutor | None = None
         self._uploads: list[Future[None]] = []
+        self._upload_of: dict[str, Future[None]] = {}  # key -> its latest upload
 
     def fetch(self, key: str) -> CacheRecord | None:
         record = super().fetch(key)
@@ -57,7 +58,16 @@ class LayeredCache(RenderCache):
         if self.remote.config.writable:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="tchavi-upload")
-            self._uploads.append(self._pool.submit(self._upload, record))
+            upload = self._pool.submit(self._upload, record)
+            self._uploads.append(upload)
+            self._upload_of[record.key] = upload
+
+    def wait_for_upload(self, key: str) -> None:
+        """Block until the render of `key` put in this run is in the bucket (or failed to get
+        there, with a warning): a claim is released only after its record is written."""
+        upload = self._upload_of.get(key)
+        if upload is not None:
+            upload.result()
 
     def _upload(self, record: CacheRecord) -> None:
         try:

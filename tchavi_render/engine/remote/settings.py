@@ -37,6 +37,7 @@ class RemoteConfig:
     mode: str = "read-write"
     endpoint_url: str | None = None
     media_url_ttl: int = 3600
+    claim_ttl: float = 60.0  # seconds a claim lives without renewal
     secret: bytes | None = field(default=None, repr=False)  # signs and checks records
 
     @property
@@ -55,6 +56,9 @@ class RemoteConfig:
 
     def record_key(self, key: str) -> str:
         return self._path("records", f"{key.removeprefix('sha256:')}.json")
+
+    def claim_key(self, key: str) -> str:
+        return self._path("claims", key.removeprefix("sha256:"))
 
     def media_key(self, sha256: str, suffix: str) -> str:
         return self._path("media", f"{sha256}{suffix.lower()}")
@@ -91,5 +95,6 @@ def remote_config(
         mode=mode,
         endpoint_url=endpoint,
         media_url_ttl=setting.media_url_ttl,
+        claim_ttl=float(setting.claim_ttl),
         secret=secret.encode("utf-8") if secret else None,
     )
