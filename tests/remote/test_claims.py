@@ -1,0 +1,63 @@
+"""Render claims: machines applying one storyboard together pay for each shot once, whether
+they share an account (they follow each other's jobs) or not (they wait for the records).
+
+Machines are separate processes with separate cache dirs, started together on one bucket and
+one emulator whose jobs take a while; jobs are counted on the emulator.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import yaml
+
+from tchavi_render.emulator import RunningEmulator
+from tests.remote.conftest import Bucket, MachineFactory
+from tests.support.checkouts import Machine
+from tests.support.specs import storyboard
+
+SHOTS = 30
+
+
+def _locked(machine: Machine) -> dict[str, tuple[str, str]]:
+    """shot -> (key, sha256 of its output) as the machine's lock says."""
+    shots = yaml.safe_load(machine.lock.read_text())["shots"]
+    return {name: (entry["key"], entry["output"]["sha256"]) for name, entry in shots.items()}
+
+
+def _apply_together(machines: list[Machine]) -> str:
+    spec = storyboard(SHOTS)
+    for machine in machines:
+        machine.write(spec)
+    processes = [(m, m.spawn("apply", "--yes")) for m in machines]
+    return "".join(m.finish(p, timeout=240) for m, p in processes)
+
+
+def test_three_machines_on_one_account_render_thirty_shots_with_thirty_jobs(
+    slow_machines: MachineFactory, bucket: Bucket, slow_emulator: RunningEmulator
+) -> None:
+    machines = [slow_machines(name) for name in ("a", "b", "c")]
+    log = _apply_together(machines)
+    assert len(slow_emulator.jobs()) == SHOTS
+    locks = [_locked(m) for m in machines]
+    assert len(locks[0]) == SHOTS
+    assert locks[0] == locks[1] == locks[2]
+    assert "in flight on host " in log
+    assert bucket.keys("claims/") == []
+    assert len(bucket.keys("records/")) == SHOTS
+
+
+def test_three_machines_on_three_accounts_render_thirty_shots_with_thirty_jobs(
+    slow_machines: MachineFactory, bucket: Bucket, slow_emulator: RunningEmulator
+) -> None:
+    machines = [
+        slow_machines(name, TCHAVI_API_KEY=f"sk-tch_account-{name}") for name in ("a", "b", "c")
+    ]
+    _apply_together(machines)
+    jobs = slow_emulator.jobs()
+    assert len(jobs) == SHOTS
+    assert len(Counter(job["account"] for job in jobs)) > 1  # the work was shared
+    locks = [_locked(m) for m in machines]
+    assert len(locks[0]) == SHOTS
+    assert locks[0] == locks[1] == locks[2]
+    assert bucket.keys("claims/") == []
