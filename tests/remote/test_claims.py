@@ -7,11 +7,13 @@ one emulator whose jobs take a while; jobs are counted on the emulator.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import yaml
 
 from tchavi_render.emulator import RunningEmulator
+from tchavi_render.engine.remote.claims import Claim, claim_document, parse_claim
 from tests.remote.conftest import Bucket, MachineFactory
 from tests.support.checkouts import Machine
 from tests.support.specs import storyboard
@@ -61,3 +63,23 @@ def test_three_machines_on_three_accounts_render_thirty_shots_with_thirty_jobs(
     assert len(locks[0]) == SHOTS
     assert locks[0] == locks[1] == locks[2]
     assert bucket.keys("claims/") == []
+
+
+def test_claim_documents_are_signed_and_an_altered_one_is_refused() -> None:
+    key = "sha256:" + "a" * 64
+    claim = Claim(key, "ci-1", 42, "run1", "tchavi:https://x", "acct_1", 1.0, 2.0, "job_1")
+    signed = claim_document(claim, b"k")
+    assert json.loads(signed)["signature"].startswith("hmac-sha256:")
+    assert parse_claim(signed, key, b"k") == (claim, "")
+    assert parse_claim(claim_document(claim, None), key, None) == (claim, "")
+    doc = json.loads(signed)
+    doc["claim"]["job_id"] = "job_2"
+    altered = parse_claim(json.dumps(doc).encode(), key, b"k")
+    assert altered == (
+        None,
+        "its signature does not match (written without this secret, or altered)",
+    )
+    unsigned = parse_claim(claim_document(claim, None), key, b"k")
+    assert unsigned == (None, "it is not signed, and TCHAVI_RENDER_CACHE_SECRET is set")
+    other = parse_claim(signed, "sha256:" + "c" * 64, b"k")
+    assert other[0] is None and "names another key" in other[1]
