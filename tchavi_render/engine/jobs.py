@@ -203,7 +203,10 @@ class JobRunner:
                 planned, claim.job_id, claimed_elsewhere(claim, following=True)
             )
             if job is None:
-                return None  # the job failed (refunded): someone claims the key anew
+                # The job failed (refunded) or cannot be seen: its holder releases the claim
+                # and someone claims the key anew; do not ask again at once.
+                await asyncio.sleep(self.claims.wait_interval)
+                return None
             outcome = await self._fetch(planned.key, job)
             self.run.found_elsewhere.add(planned.key)
             return outcome
