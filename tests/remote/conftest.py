@@ -208,3 +208,44 @@ def machines(tmp_path: Path, bucket: Bucket, emulator: RunningEmulator) -> Machi
 @pytest.fixture
 def slow_machines(tmp_path: Path, bucket: Bucket, slow_emulator: RunningEmulator) -> MachineFactory:
     return machine_factory(tmp_path, bucket, slow_emulator)
+
+
+@dataclass
+class CarelessStore:
+    """An S3-compatible store that ignores conditional writes: a gate in front of the S3
+    server that drops `If-None-Match` and `If-Match` from every request, as some stores do."""
+
+    upstream: S3Server
+    url: str = ""
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    _server: BaseWSGIServer | None = None
+    _thread: threading.Thread | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        for header in ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH"):
+            if environ.pop(header, None) is not None:
+                self.dropped.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        return self.upstream(environ, start_response)
+
+    def start(self) -> None:
+        self._server = make_server(
+            "127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._thread.join()
+
+
+@pytest.fixture
+def careless_store(s3_server: S3Server) -> Iterator[CarelessStore]:
+    """A store on the same S3 server (same buckets) that ignores conditional writes; point a
+    machine at it with TCHAVI_RENDER_REMOTE_CACHE_ENDPOINT_URL=careless_store.url."""
+    store = CarelessStore(s3_server)
+    store.start()
+    yield store
+    store.stop()
