@@ -244,6 +244,10 @@ async def _render(run: Run, resumable: dict[str, InFlight]) -> None:
     known_ids |= run.ctx.journal.known_job_ids
     async with client:
         renderer = JobRunner(run, client, known_ids)
+        if renderer.claims is not None and any(_needs_render(p) for p in run.shots()):
+            # `cache: {claims: required}` refuses a store without conditional writes, here,
+            # before anything is submitted; otherwise the probe runs at the first claim.
+            await asyncio.to_thread(renderer.claims.require)
         blocked = await _recover_submits(run, client, resumable, known_ids)
         poller = asyncio.create_task(renderer.poll_forever())
         try:

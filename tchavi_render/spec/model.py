@@ -42,6 +42,7 @@ from tchavi_render.spec.fieldtypes import (
 __all__ = [
     "BACKENDS",
     "CACHE_MODES",
+    "CLAIM_POLICIES",
     "GENERATION_FIELDS",
     "MAX_MEDIA_URL_TTL",
     "SCHEMA_VERSION",
@@ -63,6 +64,9 @@ __all__ = [
 SCHEMA_VERSION = 1
 BACKENDS: tuple[str, ...] = ("tchavi", "local")
 CACHE_MODES: tuple[str, ...] = ("read-write", "read")
+# auto: claims when the store honours conditional writes, else a warning and none;
+# required: an apply that would write claims refuses a store that ignores them.
+CLAIM_POLICIES: tuple[str, ...] = ("auto", "required")
 # S3 refuses presigned URLs that live longer than a week.
 MAX_MEDIA_URL_TTL = 7 * 24 * 3600
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -354,6 +358,19 @@ class CacheSpec(_Frozen):
             }
         ),
     ] = 60
+    claims: Annotated[
+        str,
+        PlainValidator(one_of(CLAIM_POLICIES)),
+        WithJsonSchema(
+            {
+                "enum": list(CLAIM_POLICIES),
+                "default": "auto",
+                "description": "auto: render claims when the store honours conditional writes, "
+                "else a warning and none; required: refuse to apply (before any submit) on a "
+                "store that ignores them.",
+            }
+        ),
+    ] = "auto"
 
 
 class Spec(_Frozen):

@@ -56,3 +56,33 @@ def test_a_store_that_ignores_conditional_writes_warns_once_and_runs_without_cla
     keys_a, keys_b = _consistent(a), _consistent(b)
     assert keys_a == keys_b and len(keys_a) == 2
     assert len(bucket.keys("records/")) == 2
+
+
+REQUIRED = HARBOUR_AND_MARKET.replace("version: 1\n", "version: 1\ncache:\n  claims: required\n", 1)
+
+
+def test_claims_required_refuses_such_a_store_before_submitting_anything(
+    machines: MachineFactory,
+    bucket: Bucket,
+    emulator: RunningEmulator,
+    careless_store: CarelessStore,
+) -> None:
+    a = machines("a", TCHAVI_RENDER_REMOTE_CACHE_ENDPOINT_URL=careless_store.url)
+    a.write(REQUIRED)
+    result = a.apply(ok=False)
+    assert result.exit_code == 1, result.output
+    message = (
+        "the store ignores conditional writes (If-None-Match), so render claims cannot work, "
+        "and the spec requires them (cache: {claims: required}); nothing was submitted"
+    )
+    assert result.output.count(message) == 1, result.output
+    assert WARNING not in result.output
+    assert emulator.jobs() == []
+    assert bucket.keys("claims/") == [] and bucket.keys("records/") == []
+
+    # The same spec on a store that honours conditional writes applies, with claims.
+    b = machines("b")
+    b.write(REQUIRED)
+    b.apply()
+    assert len(emulator.jobs()) == 2
+    assert any("/claims/" in p and "probe-" not in p for _, p in bucket.writes())

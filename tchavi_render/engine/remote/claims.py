@@ -164,13 +164,30 @@ class Claims:
         with self._probe_lock:
             if self._working is None:
                 self._working = self._probe()
-                if not self._working:
+                if not self._working and not self.required:
                     self.remote.warn(
                         "the store ignores conditional writes (If-None-Match), so render claims "
                         "are off for this apply: two machines starting one shot at the same "
                         "time may both pay for it"
                     )
             return self._working
+
+    @property
+    def required(self) -> bool:
+        """`cache: {claims: required}`: no apply without claims on a store that ignores them."""
+        return self.remote.config.claims == "required"
+
+    def require(self) -> None:
+        """With claims required, in mode read-write: refuse a store that ignores conditional
+        writes, before anything is submitted (RemoteCacheError)."""
+        if self.required and self.remote.config.writable and not self.working():
+            raise RemoteCacheError(
+                f"remote cache {self.remote.config.url}: the store ignores conditional writes "
+                "(If-None-Match), so render claims cannot work, and the spec requires them "
+                "(cache: {claims: required}); nothing was submitted. Use a store that honours "
+                "conditional writes, or set `claims: auto` to render without claims (two "
+                "machines starting one shot at the same time may then both pay for it)"
+            )
 
     def _probe(self) -> bool:
         name = self.remote.config.claim_key(f"probe-{self.run}")

@@ -38,6 +38,7 @@ class RemoteConfig:
     endpoint_url: str | None = None
     media_url_ttl: int = 3600
     claim_ttl: float = 60.0  # seconds a claim lives without renewal
+    claims: str = "auto"  # or "required": refuse a store that ignores conditional writes
     secret: bytes | None = field(default=None, repr=False)  # signs and checks records
 
     @property
@@ -96,5 +97,6 @@ def remote_config(
         endpoint_url=endpoint,
         media_url_ttl=setting.media_url_ttl,
         claim_ttl=float(setting.claim_ttl),
+        claims=setting.claims,
         secret=secret.encode("utf-8") if secret else None,
     )
