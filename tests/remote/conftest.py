@@ -249,3 +249,20 @@ def careless_store(s3_server: S3Server) -> Iterator[CarelessStore]:
     store.start()
     yield store
     store.stop()
+
+
+@pytest.fixture
+def failing_emulator(tmp_path: Path) -> Iterator[RunningEmulator]:
+    """Every job fails (refunded) after 3 s: long enough for another machine to follow it."""
+    config = EmulatorConfig(
+        data_dir=tmp_path / "failing-emulator", credits=10_000_000, latency=3.0, fail_rate=1.0
+    )
+    with running_emulator(config) as emu:
+        yield emu
+
+
+@pytest.fixture
+def failing_machines(
+    tmp_path: Path, bucket: Bucket, failing_emulator: RunningEmulator
+) -> MachineFactory:
+    return machine_factory(tmp_path, bucket, failing_emulator)

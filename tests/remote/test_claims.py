@@ -14,7 +14,7 @@ import yaml
 
 from tchavi_render.emulator import RunningEmulator
 from tchavi_render.engine.remote.claims import Claim, claim_document, parse_claim
-from tests.remote.conftest import Bucket, MachineFactory
+from tests.remote.conftest import API_KEY, Bucket, MachineFactory
 from tests.support.checkouts import Machine
 from tests.support.specs import storyboard
 
@@ -83,3 +83,46 @@ def test_claim_documents_are_signed_and_an_altered_one_is_refused() -> None:
     assert unsigned == (None, "it is not signed, and TCHAVI_RENDER_CACHE_SECRET is set")
     other = parse_claim(signed, "sha256:" + "c" * 64, b"k")
     assert other[0] is None and "names another key" in other[1]
+
+
+def test_a_holder_whose_job_fails_is_retried_by_exactly_one_machine(
+    failing_machines: MachineFactory, bucket: Bucket, failing_emulator: RunningEmulator
+) -> None:
+    """Two machines, one shot, every job fails: the holder's job fails and is refunded, the
+    follower claims the key anew and retries once; never two jobs for the key at once."""
+    machines = [failing_machines(name) for name in ("a", "b")]
+    spec = storyboard(1)
+    for machine in machines:
+        machine.write(spec)
+    processes = [(m, m.spawn("apply", "--yes")) for m in machines]
+    codes = [p.wait(timeout=120) for _, p in processes]
+    log = "".join(m.log.read_text() for m in machines)
+    assert codes == [1, 1], log  # the shot failed on both machines: nothing was rendered
+    jobs = failing_emulator.jobs()
+    assert len(jobs) == 2, log  # the holder's job, and exactly one retry
+    assert {job["status"] for job in jobs} == {"failed"}
+    assert failing_emulator.peak_in_flight(API_KEY) == 1  # one job per attempt, not two
+    assert "in flight on host " in log  # the other machine followed the first attempt
+    assert bucket.keys("claims/") == [] and bucket.keys("records/") == []
+
+
+def test_a_holder_whose_job_fails_is_retried_once_across_accounts(
+    failing_machines: MachineFactory, bucket: Bucket, failing_emulator: RunningEmulator
+) -> None:
+    """The same with two accounts: the waiter cannot see the job; it sees the claim released
+    with the failure, claims the key and retries once."""
+    keys = {name: f"sk-tch_failing-{name}" for name in ("a", "b")}
+    machines = [failing_machines(name, TCHAVI_API_KEY=key) for name, key in keys.items()]
+    spec = storyboard(1)
+    for machine in machines:
+        machine.write(spec)
+    processes = [(m, m.spawn("apply", "--yes")) for m in machines]
+    codes = [p.wait(timeout=120) for _, p in processes]
+    log = "".join(m.log.read_text() for m in machines)
+    assert codes == [1, 1], log
+    jobs = failing_emulator.jobs()
+    assert len(jobs) == 2, log
+    assert len(Counter(job["account"] for job in jobs)) == 2  # one attempt on each account
+    assert all(failing_emulator.peak_in_flight(key) == 1 for key in keys.values())
+    assert "in flight on host " in log  # the second attempt waited for the first
+    assert bucket.keys("claims/") == [] and bucket.keys("records/") == []
