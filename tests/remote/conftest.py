@@ -50,6 +50,19 @@ def _expired(query: str, now: datetime) -> bool:
     return (now - signed).total_seconds() > int(params["X-Amz-Expires"][0])
 
 
+def _serve(app: Any) -> tuple[BaseWSGIServer, threading.Thread, str]:
+    """Serve the WSGI `app` on a loopback port in a thread: (server, thread, root URL)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread, f"http://127.0.0.1:{server.server_port}"
+
+
+def _shut(server: BaseWSGIServer, thread: threading.Thread) -> None:
+    server.shutdown()
+    thread.join()
+
+
 @dataclass
 class S3Server:
     """moto's S3 protocol server on a free loopback port, behind a gate that records every
@@ -84,17 +97,11 @@ class S3Server:
 
     def start(self) -> None:
         self._app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(
-            "127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server, self._thread, self.url = _serve(self)
 
     def stop(self) -> None:
         assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._thread.join()
+        _shut(self._server, self._thread)
 
     def seen(self, bucket: str, since: int = 0) -> list[tuple[str, str]]:
         """(method, path) of the requests about `bucket`, from request number `since` on."""
@@ -228,17 +235,11 @@ class CarelessStore:
         return self.upstream(environ, start_response)
 
     def start(self) -> None:
-        self._server = make_server(
-            "127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server, self._thread, self.url = _serve(self)
 
     def stop(self) -> None:
         assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._thread.join()
+        _shut(self._server, self._thread)
 
 
 @pytest.fixture

@@ -94,8 +94,30 @@ def test_a_shot_that_is_not_a_mapping_is_named_by_its_item(spec_dir: SpecDir) ->
     ]
 
 
-def test_an_include_outside_the_project_names_the_current_directory(
-    spec_dir: SpecDir, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("run_from", "args", "expected"),
+    [
+        (
+            ".",
+            [],
+            "tchavi.yaml:5:13: prompt: cannot include '../outside.j2': it is outside the project "
+            "directory project/ (the current directory); keep templates next to the spec\n",
+        ),
+        (
+            "..",
+            ["project/tchavi.yaml"],
+            "project/tchavi.yaml:5:13: prompt: cannot include '../outside.j2': it is outside "
+            "the project directory project/; keep templates next to the spec\n",
+        ),
+    ],
+    ids=["names_the_current_directory", "names_the_directory_as_given"],
+)
+def test_an_include_outside_the_project_names_the_project_directory(
+    spec_dir: SpecDir,
+    monkeypatch: pytest.MonkeyPatch,
+    run_from: str,
+    args: list[str],
+    expected: str,
 ) -> None:
     spec_dir.write(
         """\
@@ -107,35 +129,10 @@ def test_an_include_outside_the_project_names_the_current_directory(
         """,
         {"../outside.j2": "hi"},
     )
-    monkeypatch.chdir(spec_dir.root)
-    result = CliRunner().invoke(cli, ["validate"])
+    monkeypatch.chdir(spec_dir.root / run_from)
+    result = CliRunner().invoke(cli, ["validate", *args])
     assert result.exit_code == 1
-    assert result.output == (
-        "tchavi.yaml:5:13: prompt: cannot include '../outside.j2': it is outside the project "
-        "directory project/ (the current directory); keep templates next to the spec\n"
-    )
-
-
-def test_an_include_outside_the_project_names_the_directory_as_given(
-    spec_dir: SpecDir, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    spec_dir.write(
-        """\
-        version: 1
-        defaults: {model: seedance-2}
-        shots:
-          - id: one
-            prompt: "{% include '../outside.j2' %}"
-        """,
-        {"../outside.j2": "hi"},
-    )
-    monkeypatch.chdir(spec_dir.root.parent)
-    result = CliRunner().invoke(cli, ["validate", "project/tchavi.yaml"])
-    assert result.exit_code == 1
-    assert result.output == (
-        "project/tchavi.yaml:5:13: prompt: cannot include '../outside.j2': it is outside "
-        "the project directory project/; keep templates next to the spec\n"
-    )
+    assert result.output == expected
 
 
 VARS = """\
