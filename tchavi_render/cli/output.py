@@ -35,6 +35,7 @@ SYMBOL = {
     Action.REPLACE: "-/+",
     Action.REUSE: "<=",
     Action.COLLECT: "<-",
+    Action.WAIT: "..",
     Action.DELETE: "-",
     Action.UNCHANGED: " ",
 }
@@ -44,6 +45,7 @@ COLOUR = {
     Action.REPLACE: "yellow",
     Action.REUSE: "cyan",
     Action.COLLECT: "cyan",
+    Action.WAIT: "cyan",
     Action.DELETE: "red",
     Action.UNCHANGED: "white",
 }
@@ -64,6 +66,8 @@ def summary_line(plan: Plan) -> str:
     ]
     if s.collect:
         parts.append(f"{s.collect} to collect (already paid)")
+    if s.wait:
+        parts.append(f"{s.wait} to wait for (paid on another machine)")
     if s.blocked:
         parts.append(f"{s.blocked} blocked")
     return f"Plan: {', '.join(parts)}. Estimated cost: {credits(s.estimated_credits)} credits."
@@ -76,7 +80,7 @@ def _detail_lines(planned: PlannedShot) -> list[str]:
         lines = list(planned.reasons)
     else:
         lines = [c.describe() for c in planned.changes]
-        if planned.action in (Action.REUSE, Action.COLLECT):
+        if planned.action in (Action.REUSE, Action.COLLECT, Action.WAIT):
             lines.insert(0, planned.reasons[0])
     if planned.blocked is not None:
         lines.append(f"blocked: {planned.blocked}")
@@ -146,6 +150,8 @@ def _head(planned: PlannedShot) -> tuple[str, str]:
     if planned.blocked is not None:
         return BLOCKED, "blocked"
     cost = f"{credits(planned.estimated_credits)} credits" if planned.spends else ""
+    if planned.action is Action.WAIT:
+        cost = "0 credits"  # paid by the machine holding the claim
     return SYMBOL[planned.action], cost
 
 
@@ -182,6 +188,8 @@ def plan_markdown(plan: Plan, *, title: str = "tchavi-render plan") -> str:
     extra = ""
     if s.collect:
         extra += f" · **{s.collect}** to collect (already paid)"
+    if s.wait:
+        extra += f" · **{s.wait}** to wait for (paid on another machine)"
     if s.blocked:
         extra += f" · **{s.blocked}** blocked"
     out += [

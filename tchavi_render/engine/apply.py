@@ -98,7 +98,7 @@ def _needs_render(planned: PlannedShot) -> bool:
     """Shots whose output comes from a render of this run (a new job or a resumed one)."""
     if planned.blocked is not None:
         return False
-    if planned.spends or planned.action is Action.COLLECT:
+    if planned.spends or planned.action in (Action.COLLECT, Action.WAIT):
         return True
     return (
         planned.action is Action.REUSE

@@ -42,6 +42,10 @@ class Holding:
         self.cache = cache
         self.outcome: CacheRecord | Failure | None = None
         self._renewal: asyncio.Task[None] | None = None
+        # One conditional write at a time: a renewal and the job's attachment racing on one
+        # ETag would make the loser believe its claim was taken over.
+        self._writing = asyncio.Lock()
+        self._done = asyncio.Event()
 
     @property
     def inherited(self) -> Claim | None:
@@ -53,24 +57,36 @@ class Holding:
         return self
 
     async def _renew(self) -> None:
+        """Renew every third of the lease until the block ends. Never cancelled mid-write:
+        a write the thread finishes after a cancel would leave `held` with a stale ETag,
+        and the release would then fail and leave the claim behind."""
         assert self.claims is not None
         while self.held is not None:
-            await asyncio.sleep(self.claims.ttl / 3)
-            try:
-                self.held = await asyncio.to_thread(self.claims.renew, self.held)
-            except RemoteCacheError as exc:
-                self.claims.remote.warn(f"{exc}; the claim is renewed again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), self.claims.ttl / 3)
+            if self._done.is_set():
+                return
+            async with self._writing:
+                if self.held is None:
+                    return
+                try:
+                    self.held = await asyncio.to_thread(self.claims.renew, self.held)
+                except RemoteCacheError as exc:
+                    self.claims.remote.warn(f"{exc}; the claim is renewed again shortly")
 
     async def attach(self, job_id: str) -> None:
         """Name the paid job in the claim, for machines of the same account to follow."""
-        held = self.held
-        if held is None or self.claims is None:
+        if self.claims is None:
             return
-        try:
-            self.held = await asyncio.to_thread(self.claims.attach_job, held, job_id)
-        except RemoteCacheError as exc:
-            key = short_key(held.claim.key)
-            self.claims.remote.warn(f"{exc}; other machines wait for the record of {key}")
+        async with self._writing:
+            held = self.held
+            if held is None:
+                return
+            try:
+                self.held = await asyncio.to_thread(self.claims.attach_job, held, job_id)
+            except RemoteCacheError as exc:
+                key = short_key(held.claim.key)
+                self.claims.remote.warn(f"{exc}; other machines wait for the record of {key}")
 
     async def __aexit__(
         self,
@@ -78,10 +94,9 @@ class Holding:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._done.set()
         if self._renewal is not None:
-            self._renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewal
+            await self._renewal
         held, claims = self.held, self.claims
         if held is None or claims is None:
             return

@@ -20,7 +20,7 @@ from tchavi_render.engine.download import download_render
 from tchavi_render.engine.journal import InFlight
 from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.placing import place
-from tchavi_render.engine.plan import ABANDON_FLAG, PlannedShot
+from tchavi_render.engine.plan import ABANDON_FLAG, Action, PlannedShot
 from tchavi_render.engine.remote.claims import Claim, Claims, Held
 from tchavi_render.engine.remote.layered import LayeredCache
 from tchavi_render.engine.run import ApplyEvent, Failure, Run, record_failure
@@ -138,6 +138,14 @@ class JobRunner:
                     if elsewhere is not None:
                         return elsewhere
                     taken = await self._claim(planned)
+                    if isinstance(taken, Held):
+                        # The holder before this one may have written its record and let go
+                        # between the look above and this claim: look once more, now that no
+                        # other machine can start paying for the key.
+                        elsewhere = await self._rendered_elsewhere(planned)
+                        if elsewhere is not None:
+                            await self._let_go(taken)
+                            return elsewhere
                     if not isinstance(taken, Claim):
                         holding = Holding(self.claims, taken, self._layered)
                         await stack.enter_async_context(holding)
@@ -192,6 +200,11 @@ class JobRunner:
             self.claims.remote.warn(f"{exc}; the shot is rendered without a claim")
             return None
 
+    async def _let_go(self, held: Held) -> None:
+        """Release a claim this machine took but does not need (the key was rendered)."""
+        assert self.claims is not None
+        await asyncio.to_thread(self.claims.release, held)  # a failed delete only warns
+
     async def _defer(self, planned: PlannedShot, claim: Claim) -> CacheRecord | Failure | None:
         """Another machine pays for the key: follow its job (same account) and fetch the
         video, or wait a moment for its record; None: look again (claim gone or lapsed)."""
@@ -235,6 +248,8 @@ class JobRunner:
     async def _rendered_elsewhere(self, planned: PlannedShot) -> CacheRecord | None:
         """Another machine may have rendered this key since planning: the cache is asked
         once more just before paying (only a remote layer can say yes; RenderCache.pull)."""
+        if planned.forced:
+            return None  # --replace asks for a new take, not the bucket's
         record = await asyncio.to_thread(self.run.ctx.cache.pull, planned.key)
         if record is not None:
             self.run.found_elsewhere.add(planned.key)
@@ -443,7 +458,7 @@ class JobRunner:
             status = "reused"
             if mine and planned.key in run.resumed:
                 status = "collected"  # paid by an earlier apply
-            elif mine and planned.spends:
+            elif mine and (planned.spends or planned.action is Action.WAIT):
                 status = "rendered"
             run.outcome(planned.id, status, outcome.job_id)
             run.ctx.emit(

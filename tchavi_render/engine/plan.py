@@ -41,6 +41,7 @@ class Action(StrEnum):
     REPLACE = "replace"
     DELETE = "delete"
     COLLECT = "collect"  # a job an earlier apply paid for is still rendering: collect it
+    WAIT = "wait"  # another machine holds a live claim on the key: follow it, pay nothing
 
 
 SPENDING = frozenset({Action.CREATE, Action.REPLACE})
@@ -115,6 +116,7 @@ class Summary:
     estimated_credits: int
     collect: int = 0  # jobs already paid for, still rendering (shots and orphans)
     blocked: int = 0  # shots apply leaves alone (counted in no action above)
+    wait: int = 0  # shots another machine is paying for right now (render claims)
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -125,6 +127,7 @@ class Summary:
             "delete": self.delete,
             "collect": self.collect,
             "blocked": self.blocked,
+            "wait": self.wait,
             "estimated_credits": self.estimated_credits,
         }
 
@@ -158,6 +161,7 @@ class Plan:
             estimated_credits=sum(p.estimated_credits for p in self.shots),
             collect=counts[Action.COLLECT] + len(self.orphans),
             blocked=blocked,
+            wait=counts[Action.WAIT],
         )
 
     @property
@@ -238,6 +242,7 @@ def make_plan(
     in_flight: Mapping[str, InFlightJob] | None = None,
     restore_modified: bool = False,
     abandon_in_flight: bool = False,
+    claimed: Callable[[str], str | None] | None = None,
 ) -> Plan:
     """Compare the spec with the lock, the output files, the cache and the journal.
 
@@ -246,6 +251,8 @@ def make_plan(
     `remote(key)` gives the sha256 of the remote cache's trusted render of that key, or
     None: it is asked only for shots that would otherwise need a job, and only reads.
     `in_flight` maps keys to the jobs an earlier apply submitted and did not finish.
+    `claimed(key)` says where the key is in flight on another machine (a live render claim
+    in the bucket), or None: asked only for shots that would otherwise pay; they wait.
     `targets` (globs) limit the plan to matching shots and the shots they continue;
     `force_replace` (globs) forces a new render of matching shots; a glob that matches no
     shot is an error (NoSuchShot). `emulated`: the plan is for the local backend, whose
@@ -275,6 +282,7 @@ def make_plan(
         flights=flights,
         restore=restore_modified,
         abandon=abandon_in_flight,
+        claimed=claimed,
     )
     decided: dict[str, PlannedShot] = {}
     for shot in storyboard_order(spec.shots):
@@ -333,6 +341,7 @@ class _Context:
     flights: Mapping[str, InFlightJob]
     restore: bool
     abandon: bool
+    claimed: Callable[[str], str | None] | None = None
     outputs: dict[str, str] = field(default_factory=dict)  # shot id -> output sha256 known
     submitting: dict[str, str] = field(default_factory=dict)  # key -> first shot rendering it
 
@@ -391,7 +400,7 @@ def _plan_shot(shot: Shot, key: str, ctx: _Context, *, forced: bool) -> PlannedS
         if blocked is None and action is not Action.UNCHANGED:
             blocked = write_problem(files, shot.id, entry, placing, restore=ctx.restore)
         spends = action in SPENDING and blocked is None
-        if (spends or action is Action.COLLECT) and blocked is None:
+        if (spends or action in (Action.COLLECT, Action.WAIT)) and blocked is None:
             ctx.submitting.setdefault(key, shot.id)
         return PlannedShot(
             id=shot.id,
@@ -483,6 +492,9 @@ def _plan_shot(shot: Shot, key: str, ctx: _Context, *, forced: bool) -> PlannedS
             ReuseSource("remote", key),
             placing=remote_sha,
         )
+    elsewhere = ctx.claimed(key) if ctx.claimed is not None else None
+    if elsewhere is not None:
+        return planned(Action.WAIT, [elsewhere, *_describe(changes)], changes)
     blocked = None
     if flight is not None and not ctx.abandon:
         job = f"job {flight.job_id}" if flight.job_id else "a job whose submit was interrupted"

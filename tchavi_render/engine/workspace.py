@@ -17,6 +17,7 @@ from tchavi_render.engine.lockread import read_lock
 from tchavi_render.engine.outputs import OutputFiles
 from tchavi_render.engine.plan import InFlightJob, Plan, make_plan
 from tchavi_render.engine.remote import LayeredCache, RemoteCache, check_media_hosting, open_remote
+from tchavi_render.engine.remote.claims import Claims
 from tchavi_render.errors import PlanStale, TchaviRenderError
 from tchavi_render.media import MediaIndex
 from tchavi_render.spec import load_spec
@@ -108,6 +109,12 @@ class Workspace:
     def plan(self, backend: str | None = None, base_url: str | None = None) -> Plan:
         """The plan for rendering with `backend` (default: the spec's); the local backend's
         renders are keyed apart from the real service's."""
+        claimed = None
+        if self.remote is not None:
+            identity = backend_identity(
+                backend or self.spec.backend, self.cache_dir, self.spec.path, base_url
+            )
+            claimed = Claims(self.remote, identity.endpoint, identity.account or "").elsewhere
         return make_plan(
             self.spec,
             self.lock,
@@ -120,6 +127,7 @@ class Workspace:
             in_flight=self.in_flight(backend, base_url),
             restore_modified=self.request.restore_modified,
             abandon_in_flight=self.request.abandon_in_flight,
+            claimed=claimed,
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import pytest
 import yaml
 
 from tchavi_render.emulator import RunningEmulator
@@ -50,10 +49,6 @@ def test_three_machines_on_one_account_render_thirty_shots_with_thirty_jobs(
     assert len(bucket.keys("records/")) == SHOTS
 
 
-@pytest.mark.skip(
-    reason="known race, issue 13 open: across three accounts, one run in about a dozen paid "
-    "32 jobs for 30 shots (better than 90 without claims, not yet once per shot)"
-)
 def test_three_machines_on_three_accounts_render_thirty_shots_with_thirty_jobs(
     slow_machines: MachineFactory, bucket: Bucket, slow_emulator: RunningEmulator
 ) -> None:

@@ -220,6 +220,22 @@ class Claims:
             self.remote.warn(f"the claim {name} is ignored: {problem}")
         return claim, etag
 
+    def elsewhere(self, key: str) -> str | None:
+        """Where `key` is being paid for right now, as `plan` says it: a claim renewed
+        within the lease, by this machine's clock (plan cannot watch the ETag change).
+        None when there is none, or the bucket cannot say (apply looks again anyway)."""
+        try:
+            found = self.look(key)
+        except RemoteCacheError:
+            return None
+        claim = found[0] if found is not None else None
+        if claim is None or claim.failed is not None or self.clock() - claim.renewed > self.ttl:
+            return None
+        where = f"in flight on host {claim.host}" + (f", {claim.job_id}" if claim.job_id else "")
+        if claim.job_id is not None and self.mine(claim):
+            return f"{where}; apply follows that job instead of paying for another"
+        return f"{where}; apply waits for its render in the remote cache instead of paying"
+
     def take(self, key: str) -> Held | Claim | None:
         """Claim `key`: Held when this machine now holds it, the other machine's live Claim
         when it must not pay, None when it may pay without a claim (read mode, or claims off)."""
