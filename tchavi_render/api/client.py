@@ -70,6 +70,10 @@ class _BaseClient:
         known = [limit for limit in limits if limit is not None and limit > 0]
         return min(known) if known else None
 
+    def send_delay(self) -> float:
+        """Seconds until the limiter would let a request go (0: now), booking nothing."""
+        return self._core.limiter.delay(self._core.clock())
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key='***')"
 

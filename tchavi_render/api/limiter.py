@@ -32,19 +32,28 @@ class RateLimiter:
     def reserve(self, now: float) -> float:
         """Book the earliest allowed send time; return the seconds to wait for it (>= 0)."""
         with self._lock:
-            at = max(now, self._held_until)
-            if self.max_rpm is not None:
-                # The window ending at `at` must hold fewer than max_rpm bookings, counting
-                # those already booked later than `now` by requests still waiting.
-                while True:
-                    start = bisect.bisect_right(self._booked, at - WINDOW)
-                    end = bisect.bisect_right(self._booked, at)
-                    if end - start < self.max_rpm:
-                        break
-                    at = self._booked[end - self.max_rpm] + WINDOW
+            at = self._earliest(now)
             bisect.insort(self._booked, at)
             del self._booked[: bisect.bisect_right(self._booked, now - WINDOW)]
             return at - now
+
+    def delay(self, now: float) -> float:
+        """The seconds a request asking now would wait, booking nothing (>= 0)."""
+        with self._lock:
+            return self._earliest(now) - now
+
+    def _earliest(self, now: float) -> float:
+        at = max(now, self._held_until)
+        if self.max_rpm is not None:
+            # The window ending at `at` must hold fewer than max_rpm bookings, counting
+            # those already booked later than `now` by requests still waiting.
+            while True:
+                start = bisect.bisect_right(self._booked, at - WINDOW)
+                end = bisect.bisect_right(self._booked, at)
+                if end - start < self.max_rpm:
+                    break
+                at = self._booked[end - self.max_rpm] + WINDOW
+        return at
 
     def hold(self, until: float) -> None:
         """Send nothing before `until` (epoch seconds): the service asked us to wait."""

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
@@ -94,6 +94,7 @@ class JobRunner:
             else Claims(self._layered.remote, run.ctx.backend.identity, run.ctx.backend.account)
         )
         self._told: dict[str, str] = {}  # shot -> what progress last said of its claim
+        self._claiming = asyncio.Lock()  # the claim turn (see claim_turn)
 
     async def background(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in the background pool (lower priority), awaited."""
@@ -137,19 +138,20 @@ class JobRunner:
                     elsewhere = await self._rendered_elsewhere(planned)
                     if elsewhere is not None:
                         return elsewhere
-                    taken = await self._claim(planned)
-                    if isinstance(taken, Held):
-                        # The holder before this one may have written its record and let go
-                        # between the look above and this claim: look once more, now that no
-                        # other machine can start paying for the key.
-                        elsewhere = await self._rendered_elsewhere(planned)
-                        if elsewhere is not None:
-                            await self._let_go(taken)
-                            return elsewhere
-                    if not isinstance(taken, Claim):
-                        holding = Holding(self.claims, taken, self._layered)
-                        await stack.enter_async_context(holding)
-                        job = await self._pay(planned, holding)
+                    async with self.claim_turn() as claimed:
+                        taken = await self._claim(planned)
+                        if isinstance(taken, Held):
+                            # The holder before may have written its record and let go
+                            # between the look above and this claim: look once more, now
+                            # that no other machine can start paying for the key.
+                            elsewhere = await self._rendered_elsewhere(planned)
+                            if elsewhere is not None:
+                                await self._let_go(taken)
+                                return elsewhere
+                        if not isinstance(taken, Claim):
+                            holding = Holding(self.claims, taken, self._layered)
+                            await stack.enter_async_context(holding)
+                            job = await self._pay(planned, holding, claimed)
                 if not isinstance(taken, Claim):
                     holding.outcome = await self._fetch(planned.key, job)
                     return holding.outcome
@@ -157,12 +159,42 @@ class JobRunner:
             if outcome is not None:
                 return outcome
 
-    async def _pay(self, planned: PlannedShot, holding: Holding) -> Job | Failure:
+    @contextlib.asynccontextmanager
+    async def claim_turn(self) -> AsyncIterator[Callable[[], None]]:
+        """One claim at a time waits for its submit, and only once the rate limiter would
+        send a request now: a runner held back by its rate limit leaves the keys it cannot
+        submit yet to the other runners instead of hoarding claims. Yields the function
+        that gives the turn back (once the submit is answered); the block's end gives it
+        back too. No turn without claims."""
+        if self.claims is None:
+            yield lambda: None
+            return
+        await self._claiming.acquire()
+        held = True
+
+        def done() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._claiming.release()
+
+        try:
+            while (delay := self.client.send_delay()) > 0:
+                await asyncio.sleep(delay)
+            yield done
+        finally:
+            done()
+
+    async def _pay(
+        self, planned: PlannedShot, holding: Holding, claimed: Callable[[], None]
+    ) -> Job | Failure:
         """Submit the job of a key this machine holds (or needs no claim for), and wait for
-        it; a job of an abandoned claim this account can see is followed instead."""
+        it; a job of an abandoned claim this account can see is followed instead. `claimed`
+        gives the claim turn back, once nothing more is submitted for this claim."""
         inherited = holding.inherited
         claims = self.claims
         if inherited is not None and inherited.job_id and claims and claims.mine(inherited):
+            claimed()
             message = f"taking over the lapsed claim of host {inherited.host}"
             job = await self._follow(planned, inherited.job_id, message)
             if job is not None:
@@ -181,6 +213,7 @@ class JobRunner:
             code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
             return Failure(code, str(exc))
         finally:
+            claimed()
             self.submitting -= 1
             self.watch.wakeup.set()  # the poller's floor may change
         if isinstance(job_id, Failure):
