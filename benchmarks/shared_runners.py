@@ -34,6 +34,7 @@ SHOTS = int(os.environ.get("TCHAVI_BENCH_SHARED_SHOTS", "60"))
 RPM = 10
 RUNNERS = 3
 LATENCY = 5.0  # seconds a job renders on the emulator
+APPLY = (sys.executable, "-m", "tchavi_render", "apply", "--yes")
 
 
 def _bucket(endpoint: str) -> str:
@@ -70,8 +71,7 @@ def _runners(
         log = (root / "apply.log").open("w")
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "tchavi_render", "apply", "--yes"]
-                + ["--max-rpm", str(RPM), str(spec)],
+                [*APPLY, "--max-rpm", str(RPM), str(spec)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
