@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from tchavi_render.engine.diff import Change, Render, ShotDiff, SpecDiff
 from tchavi_render.engine.plan import Action, Plan, PlannedShot
 
 if TYPE_CHECKING:
@@ -16,11 +17,16 @@ if TYPE_CHECKING:
     from tchavi_render.engine.apply import ApplyEvent, ApplyResult
     from tchavi_render.engine.journal import Journal
     from tchavi_render.engine.lock import Lockfile
+    from tchavi_render.engine.revisions import Side
     from tchavi_render.errors import Problem
 
 __all__ = [
+    "DIFF_MARKER",
     "JsonEvents",
     "LineEvents",
+    "diff_json",
+    "diff_markdown",
+    "diff_text",
     "interrupted_text",
     "lock_text",
     "plan_json",
@@ -374,3 +380,113 @@ class RichEvents:
         elif event.shot not in self.finished:
             self.rows[event.shot] = (event.status or event.kind, event.job_id or "")
         self.live.update(self._table())
+
+
+# -- diff ---------------------------------------------------------------------------------
+
+# The hidden line that lets CI find its own pull-request comment and update it in place.
+DIFF_MARKER = "<!-- tchavi-render-diff -->"
+DIFF_SYMBOL = {
+    Change.ADDED: "+",
+    Change.REMOVED: "-",
+    Change.RENAMED: "->",
+    Change.CHANGED: "~",
+    Change.UNCHANGED: "=",
+}
+RENDER_WORDS = {
+    Render.SAME: "render: same bytes",
+    Render.DIFFERENT: "render: bytes differ",
+    Render.BASE_NOT_RENDERED: "render: not rendered at base",
+    Render.HEAD_NOT_RENDERED: "render: not rendered at head",
+    Render.NOT_RENDERED: "render: not rendered",
+    Render.RENDERED: "render: rendered",
+}
+
+
+def _diff_credits(shot: ShotDiff) -> str:
+    old = shot.base.credits if shot.base is not None else None
+    new = shot.head.credits if shot.head is not None else None
+    if old is None or new is None or old == new:
+        return f"{credits(old or new or 0)} credits"
+    return f"{credits(old)} -> {credits(new)} credits"
+
+
+def _diff_name(shot: ShotDiff) -> str:
+    if shot.change is Change.RENAMED and shot.base is not None:
+        return f"{shot.base.id} -> {shot.id}"
+    return shot.id
+
+
+def diff_summary(diff: SpecDiff) -> str:
+    counts = ", ".join(
+        f"{diff.count(c)} {c.value}"
+        for c in (Change.ADDED, Change.REMOVED, Change.RENAMED, Change.CHANGED, Change.UNCHANGED)
+    )
+    differ = len(diff.renders_differ)
+    delta = diff.head_credits - diff.base_credits
+    return (
+        f"Diff: {counts}; {differ} render{'s' if differ != 1 else ''} differ. "
+        f"Storyboard estimate: {credits(diff.base_credits)} -> {credits(diff.head_credits)} "
+        f"credits ({'+' if delta >= 0 else '-'}{credits(abs(delta))})."
+    )
+
+
+def _sides(base: Side, head: Side) -> str:
+    spec = base.spec_path if base.spec_path == head.spec_path else f"{base.spec_path} -> "
+    spec += "" if base.spec_path == head.spec_path else head.spec_path
+    return f"{spec}: {base.revision.label} -> {head.revision.label}"
+
+
+def diff_text(diff: SpecDiff, base: Side, head: Side) -> str:
+    """One line per shot that changed or whose render differs, its field changes, a summary."""
+    shown = [s for s in diff.shots if s.shown]
+    lines = [f"tchavi-render diff {_sides(base, head)}"]
+    width = max((len(_diff_name(s)) for s in shown), default=0)
+    cost_width = max((len(_diff_credits(s)) for s in shown), default=0)
+    for shot in shown:
+        lines.append(
+            f"  {DIFF_SYMBOL[shot.change]:>2} {_diff_name(shot):<{width}}  "
+            f"{shot.change.value:<9} {_diff_credits(shot):>{cost_width}}  "
+            f"{RENDER_WORDS[shot.render]}"
+        )
+        lines += [f"        {c.describe()}" for c in shot.fields]
+    if not shown:
+        lines.append("No changes: every shot asks for the same render.")
+    lines.append(diff_summary(diff))
+    return "\n".join(lines)
+
+
+def diff_markdown(diff: SpecDiff, base: Side, head: Side) -> str:
+    """A pull-request comment, starting with the marker CI finds it by."""
+    out = [DIFF_MARKER, f"### tchavi-render diff: `{_sides(base, head)}`", ""]
+    shown = [s for s in diff.shots if s.shown]
+    if not shown:
+        out += ["No changes: every shot asks for the same render.", ""]
+    else:
+        out += [
+            "| | shot | change | credits | render | what changed |",
+            "|---|---|---|---:|---|---|",
+        ]
+        for s in shown:
+            what = "<br>".join(_md_escape(c.describe()) for c in s.fields)
+            out.append(
+                f"| `{DIFF_SYMBOL[s.change]}` | `{_md_escape(_diff_name(s))}` | {s.change.value} | "
+                f"{_diff_credits(s).removesuffix(' credits')} | "
+                f"{RENDER_WORDS[s.render].removeprefix('render: ')} | {what} |"
+            )
+        out.append("")
+    out.append(_md_escape(diff_summary(diff)))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def diff_json(diff: SpecDiff, base: Side, head: Side) -> str:
+    def side(s: Side) -> dict[str, Any]:
+        return {"revision": s.revision.name, "commit": s.revision.commit, "spec": s.spec_path}
+
+    doc = {
+        "base": side(base),
+        "head": side(head),
+        "shots": [s.as_json() for s in diff.shots],
+        "summary": diff.summary_json(),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
