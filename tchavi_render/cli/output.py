@@ -425,7 +425,7 @@ def diff_summary(diff: SpecDiff) -> str:
     differ = len(diff.renders_differ)
     delta = diff.head_credits - diff.base_credits
     return (
-        f"Diff: {counts}; {differ} render{'s' if differ != 1 else ''} differ. "
+        f"Diff: {counts}; {differ} render{'s differ' if differ != 1 else ' differs'}. "
         f"Storyboard estimate: {credits(diff.base_credits)} -> {credits(diff.head_credits)} "
         f"credits ({'+' if delta >= 0 else '-'}{credits(abs(delta))})."
     )
@@ -446,7 +446,7 @@ def diff_text(diff: SpecDiff, base: Side, head: Side) -> str:
     for shot in shown:
         lines.append(
             f"  {DIFF_SYMBOL[shot.change]:>2} {_diff_name(shot):<{width}}  "
-            f"{shot.change.value:<9} {_diff_credits(shot):>{cost_width}}  "
+            f"{shot.change.value:<9}  {_diff_credits(shot):>{cost_width}}  "
             f"{RENDER_WORDS[shot.render]}"
         )
         lines += [f"        {c.describe()}" for c in shot.fields]
