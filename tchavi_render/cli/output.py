@@ -432,8 +432,9 @@ def diff_summary(diff: SpecDiff) -> str:
 
 
 def _sides(base: Side, head: Side) -> str:
-    spec = base.spec_path if base.spec_path == head.spec_path else f"{base.spec_path} -> "
-    spec += "" if base.spec_path == head.spec_path else head.spec_path
+    spec = head.spec_path
+    if base.spec_path != head.spec_path:
+        spec = f"{base.spec_path} -> {spec}"
     return f"{spec}: {base.revision.label} -> {head.revision.label}"
 
 

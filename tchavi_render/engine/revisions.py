@@ -141,6 +141,24 @@ class Repository:
             )
         return done.stdout.decode().strip()
 
+    def renamed_from(self, base: Revision, head: Revision, relpath: str) -> str | None:
+        """The path `relpath` (at `head`) had at `base`, when git sees a rename between them."""
+        assert base.commit is not None
+        tips = [base.commit] if head.commit is None else [base.commit, head.commit]
+        done = self.git("diff", "-M", "--name-status", "-z", *tips, "--")
+        fields = done.stdout.split(b"\0")
+        at = 0
+        while at < len(fields) - 1:
+            status = fields[at].decode()
+            if status.startswith(("R", "C")):
+                old, new = os.fsdecode(fields[at + 1]), os.fsdecode(fields[at + 2])
+                if new == relpath and status.startswith("R"):
+                    return old
+                at += 3
+            else:
+                at += 2
+        return None
+
     def has_file(self, revision: Revision, relpath: str) -> bool:
         assert revision.commit is not None
         return self.git("cat-file", "-e", f"{revision.commit}:{relpath}").returncode == 0
@@ -198,13 +216,15 @@ def read_side(
     *,
     variables: Mapping[str, str],
     var_files: Sequence[Path],
+    renamed_from: str | None = None,
 ) -> Iterator[Side]:
-    """The spec and lock at `revision` (the working tree when its commit is None).
+    """The spec and lock at `revision` (the working tree when its commit is None); the spec
+    is read at `renamed_from` (a path relative to the top) when it had that name there.
 
     The loaded spec's local media point into a temporary folder that is removed when the
     block ends: use the side inside it.
     """
-    spec_rel = repo.relpath(spec, "spec")
+    spec_rel = renamed_from or repo.relpath(spec, "spec")
     if revision.commit is None:
         loaded = load_spec(spec, variables=variables, var_files=var_files)
         yield Side(revision, spec_rel, loaded, read_lock(lock_path_for(spec)))
@@ -213,7 +233,8 @@ def read_side(
     if not repo.has_file(revision, spec_rel):
         raise RevisionError(
             f"{revision.prefix}{spec_rel}: the spec does not exist at {revision.label}; "
-            "if it was added or renamed since, pass a BASE where it exists"
+            "if it was added since, pass a BASE where it exists; if it was renamed, commit "
+            "the rename (`git mv`) so that git can follow it"
         )
     folder = str(PurePosixPath(spec_rel).parent)
     root = Path(tempfile.mkdtemp(prefix="tchavi-render-rev-")).resolve()

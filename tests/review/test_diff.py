@@ -220,17 +220,32 @@ def test_a_spec_absent_at_base(repo: Repo) -> None:
     repo.commit({"tchavi.yaml": spec(DAWN)})
     result = repo.run("diff", base, code=1)
     assert result.stderr == (
-        f"Error: {base}:tchavi.yaml: the spec does not exist at {base[:12]}; "
-        "if it was added or renamed since, pass a BASE where it exists\n"
+        f"Error: {base}:tchavi.yaml: the spec does not exist at {base[:12]}; if it was added "
+        "since, pass a BASE where it exists; if it was renamed, commit the rename (`git mv`) "
+        "so that git can follow it\n"
     )
 
 
-def test_a_spec_renamed_between_revisions_is_named_at_the_old_revision(repo: Repo) -> None:
-    base = repo.commit({"story.yaml": spec(DAWN)})
+def test_a_spec_renamed_between_revisions_is_read_under_its_old_name(repo: Repo) -> None:
+    base = repo.commit(
+        {
+            "story.yaml": spec(DAWN, GULLS),
+            "story.lock": lock_text({"dawn": "a", "gulls": "b"}),
+        }
+    )
     repo.git("mv", "story.yaml", "tchavi.yaml")
-    repo.git("commit", "-q", "-m", "rename")
-    result = repo.run("diff", base, "--spec", "tchavi.yaml", code=1)
-    assert result.stderr.startswith(f"Error: {base}:tchavi.yaml: the spec does not exist at ")
+    repo.git("mv", "story.lock", "tchavi.lock")
+    repo.commit({"tchavi.yaml": spec(DAWN.replace("mist", "fog"), GULLS)}, "rename")
+    result = repo.run("diff", base, "HEAD")
+    head = repo.git("rev-parse", "HEAD")
+    assert result.stdout.splitlines()[:3] == [
+        f"tchavi-render diff story.yaml -> tchavi.yaml: {base[:12]} -> HEAD ({head[:12]})",
+        "   ~ dawn  changed    520 credits  render: same bytes",
+        "        prompt: Wide shot of the cape at dawn, [-mist-] {+fog+} rolling",
+    ]
+    # Renamed in the working tree only (staged): followed as well.
+    repo.git("mv", "tchavi.yaml", "storyboard.yaml")
+    assert "story.yaml -> storyboard.yaml" in repo.run("diff", base, "-s", "storyboard.yaml").stdout
 
 
 def test_an_invalid_spec_at_base_names_the_revision_file_and_line(repo: Repo) -> None:
