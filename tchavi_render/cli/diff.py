@@ -60,11 +60,8 @@ def diff(
     head_rev = repo.revision(head) if head is not None else WORKING_TREE
     base_rev = repo.revision(base) if base is not None else repo.default_base(head_rev)
     values = dict(parse_vars(variables))
-    spec_rel = repo.relpath(spec, "spec")
     # A spec renamed since BASE is read under its old name there, as git follows it.
-    old_name = None
-    if not repo.has_file(base_rev, spec_rel):
-        old_name = repo.renamed_from(base_rev, head_rev, spec_rel)
+    old_name = repo.name_at(base_rev, head_rev, repo.relpath(spec, "spec"))
     with (
         read_side(
             repo, base_rev, spec, variables=values, var_files=var_files, renamed_from=old_name

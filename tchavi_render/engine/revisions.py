@@ -141,6 +141,13 @@ class Repository:
             )
         return done.stdout.decode().strip()
 
+    def name_at(self, base: Revision, head: Revision, relpath: str) -> str:
+        """The name the file `relpath` of `head` had at `base`: its own, or the one git
+        sees it renamed from (when it does not exist at `base` under its own)."""
+        if self.has_file(base, relpath):
+            return relpath
+        return self.renamed_from(base, head, relpath) or relpath
+
     def renamed_from(self, base: Revision, head: Revision, relpath: str) -> str | None:
         """The path `relpath` (at `head`) had at `base`, when git sees a rename between them."""
         assert base.commit is not None
