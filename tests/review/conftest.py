@@ -12,8 +12,20 @@ from click.testing import CliRunner, Result
 
 from tchavi_render.cli.main import cli
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
+from tests.engine.conftest import Project, project, project_factory
+from tests.storyboard.conftest import chromium
 
-__all__ = ["Repo", "lock_text", "repo"]
+__all__ = [
+    "Project",
+    "Repo",
+    "chromium",
+    "git_env",
+    "git_init",
+    "lock_text",
+    "project",
+    "project_factory",
+    "repo",
+]
 
 HEAD = """\
 version: 1
@@ -72,17 +84,26 @@ class Repo:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
-    """An empty repository on `main`, the current directory; commits need no user config."""
-    root = tmp_path / "repo"
-    root.mkdir()
+def git_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits need no user config; the system's git config is not read."""
     for who in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{who}_NAME", "Reviewer")
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "reviewer@example.com")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.chdir(root)
+
+
+def git_init(root: Path) -> Repo:
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
     return Repo(root)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_env: None) -> Repo:
+    """An empty repository on `main`, the current directory."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return git_init(root)
 
 
 def spec(*shots: str) -> str:
