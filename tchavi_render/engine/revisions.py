@@ -121,8 +121,9 @@ class Repository:
             base = self.git("merge-base", found.stdout.decode().strip(), tip)
             if base.returncode != 0:
                 raise RevisionError(
-                    f"{branch} and {head.label} have no commit in common; pass BASE explicitly "
-                    "(`tchavi-render diff BASE`)"
+                    f"{branch} and {head.label} have no commit in common (in a shallow clone, "
+                    "fetch the history: `git fetch --unshallow`, or `fetch-depth: 0` in "
+                    "actions/checkout); or pass BASE explicitly (`tchavi-render diff BASE`)"
                 )
             commit = base.stdout.decode().strip()
             return Revision(f"merge base with {_branch_name(self, branch)}", commit)
@@ -281,7 +282,14 @@ def _relabel(problem: Problem, root: Path, revision: Revision) -> Problem:
 
 
 def _in_revision(text: str, root: Path, revision: Revision) -> str:
-    return text.replace(f"{root}{os.sep}", revision.prefix).replace(str(root), revision.label)
+    """`text` with the temporary folder's paths (absolute, or relative to the working
+    directory as some messages show them) named as files of the revision."""
+    forms = [str(root)]  # the absolute form first: the relative one may be inside it
+    with contextlib.suppress(ValueError):
+        forms.append(os.path.relpath(root))
+    for form in forms:
+        text = text.replace(f"{form}{os.sep}", revision.prefix).replace(form, revision.label)
+    return text
 
 
 def _branch_name(repo: Repository, branch: str) -> str:

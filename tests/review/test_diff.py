@@ -312,3 +312,61 @@ def test_a_committed_symlink_leading_outside_is_refused_at_that_revision(repo: R
     assert f"{base}:tchavi.yaml:9:" in result.stderr
     assert "outside the project directory" in result.stderr
     assert "SECRET-OUTSIDE" not in result.output
+
+
+def test_a_lock_error_at_a_revision_names_no_temporary_path_from_any_working_dir(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    base = repo.commit({"tchavi.yaml": spec(DAWN), "tchavi.lock": "version: 1\nshots: [1]\n"})
+    repo.commit({"tchavi.lock": lock_text({"dawn": "a"})})
+    # From the temporary folder's parent, messages may show paths relative to it.
+    monkeypatch.chdir(tempfile.gettempdir())
+    result = repo.run("diff", base, "HEAD", "--spec", str(repo.root / "tchavi.yaml"), code=1)
+    assert result.stderr.startswith(f"Error: {base}:tchavi.lock is not a lock tchavi-render wrote")
+    assert f"  {base}:tchavi.lock:2:8: shots must be a mapping" in result.stderr
+    assert "tchavi-render-rev-" not in result.stderr
+
+
+def test_a_spec_in_a_folder_with_var_files_elsewhere_in_the_repository(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    story = spec(shot("dawn", "Dawn over {{ place }}"))
+    base = repo.commit({"films/teaser/tchavi.yaml": story, "vars/en.yaml": "place: Cotonou\n"})
+    repo.commit({"vars/en.yaml": "place: Ouidah\n"})
+    (repo.root / "films" / "notes").mkdir()
+    monkeypatch.chdir(repo.root / "films" / "notes")
+    result = repo.run(
+        "diff", base, "HEAD", "--spec", "../teaser/tchavi.yaml", "--var-file", "../../vars/en.yaml"
+    )
+    assert result.stdout.splitlines()[:3] == [
+        f"tchavi-render diff films/teaser/tchavi.yaml: {base[:12]} -> HEAD "
+        f"({repo.git('rev-parse', 'HEAD')[:12]})",
+        "   ~ dawn  changed    520 credits  render: not rendered",
+        "        prompt: Dawn over [-Cotonou-] {+Ouidah+}",
+    ]
+
+
+def test_a_var_file_absent_at_a_revision_is_located_there(repo: Repo) -> None:
+    base = repo.commit({"tchavi.yaml": spec(shot("dawn", "Dawn over {{ place }}"))})
+    repo.commit({"vars.yaml": "place: Ouidah\n"})
+    result = repo.run("diff", base, "HEAD", "--var-file", "vars.yaml", code=1)
+    assert result.stderr == (
+        f"Error: 1 error in the spec:\n{base}:vars.yaml: var file not found; check the "
+        "--var-file path\n"
+    )
+
+
+def test_a_committed_spec_symlink_leading_outside_is_refused(repo: Repo) -> None:
+    secret = repo.root.parent / "elsewhere.yaml"
+    secret.write_text(spec(DAWN))
+    os.symlink(secret, repo.root / "tchavi.yaml")
+    base = repo.commit({})
+    (repo.root / "tchavi.yaml").unlink()
+    repo.commit({"tchavi.yaml": spec(DAWN)})
+    result = repo.run("diff", base, "HEAD", code=1)
+    assert result.stderr.startswith(
+        f"Error: 1 error in the spec:\n{base}:tchavi.yaml: the spec file is a symlink that "
+        "leads outside the project directory"
+    )
