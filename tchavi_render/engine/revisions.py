@@ -200,20 +200,35 @@ class Repository:
         data, at = batch.stdout, 0
         for mode, _, path in entries:
             header_end = data.index(b"\n", at)
-            size = int(data[at:header_end].split()[2])
+            header = data[at:header_end].split()
+            if len(header) != 3:  # "<sha> missing": a partial or shallow clone
+                raise RevisionError(
+                    f"{revision.prefix}{path}: git does not have this file's content "
+                    f"({header[-1].decode(errors='replace')}); fetch {revision.name} fully "
+                    "(`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+                )
+            size = int(header[2])
             body = data[header_end + 1 : header_end + 1 + size]
             at = header_end + 1 + size + 1
             parts = PurePosixPath(path).parts
             if ".." in parts or PurePosixPath(path).is_absolute():
                 continue  # git never writes such a path; a tree that has one is not trusted
-            target = into.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if mode == "120000":
-                # Kept as a link: the loader refuses one that leads out of the project,
-                # as it does in a checkout.
-                os.symlink(os.fsdecode(body), target)
-            else:
-                target.write_bytes(body)
+            try:
+                _write(into.joinpath(*parts), body, link=mode == "120000")
+            except OSError as exc:
+                raise RevisionError(
+                    f"{revision.prefix}{path}: cannot copy it out of git: {exc.strerror or exc}"
+                ) from None
+
+
+def _write(target: Path, body: bytes, *, link: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        # Kept as a link: the loader refuses one that leads out of the project, as it does
+        # in a checkout.
+        os.symlink(os.fsdecode(body), target)
+    else:
+        target.write_bytes(body)
 
 
 @contextlib.contextmanager

@@ -370,3 +370,20 @@ def test_a_committed_spec_symlink_leading_outside_is_refused(repo: Repo) -> None
         f"Error: 1 error in the spec:\n{base}:tchavi.yaml: the spec file is a symlink that "
         "leads outside the project directory"
     )
+
+
+def test_a_file_whose_content_git_lacks_is_a_located_error(repo: Repo) -> None:
+    base = repo.commit(
+        {
+            "tchavi.yaml": spec(shot("night", "{% include 'night.j2' %}")),
+            "night.j2": "A beam across the night sky, only at base",
+        }
+    )
+    repo.commit({"night.j2": "A beam across the storm"})
+    blob = repo.git("rev-parse", f"{base}:night.j2")
+    (repo.root / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # as a shallow clone
+    result = repo.run("diff", base, "HEAD", code=1)
+    assert result.stderr == (
+        f"Error: {base}:night.j2: git does not have this file's content (missing); fetch "
+        f"{base} fully (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)\n"
+    )
