@@ -457,9 +457,20 @@ def diff_text(diff: SpecDiff, base: Side, head: Side) -> str:
         )
         lines += [f"        {c.describe()}" for c in shot.fields]
     if not shown:
-        lines.append("No changes: every shot asks for the same render.")
+        lines.append("No shot changed: the same requests, the same renders.")
+    lines += _backend_note(diff)
     lines.append(diff_summary(diff))
     return "\n".join(lines)
+
+
+def _backend_note(diff: SpecDiff) -> list[str]:
+    old, new = diff.backends
+    if old == new:
+        return []
+    return [
+        f"backend: {old} -> {new}: renders of one backend are not reused by the other, so "
+        "every shot renders again"
+    ]
 
 
 def diff_markdown(diff: SpecDiff, base: Side, head: Side) -> str:
@@ -467,7 +478,7 @@ def diff_markdown(diff: SpecDiff, base: Side, head: Side) -> str:
     out = [DIFF_MARKER, f"### tchavi-render diff: `{_sides(base, head)}`", ""]
     shown = [s for s in diff.shots if s.shown]
     if not shown:
-        out += ["No changes: every shot asks for the same render.", ""]
+        out += ["No shot changed: the same requests, the same renders.", ""]
     else:
         out += [
             "| | shot | change | credits | render | what changed |",
@@ -481,6 +492,7 @@ def diff_markdown(diff: SpecDiff, base: Side, head: Side) -> str:
                 f"{RENDER_WORDS[s.render].removeprefix('render: ')} | {what} |"
             )
         out.append("")
+    out += [f"> {_md_escape(note)}" for note in _backend_note(diff)]
     out.append(_md_escape(diff_summary(diff)))
     return "\n".join(out).rstrip() + "\n"
 
@@ -490,8 +502,8 @@ def diff_json(diff: SpecDiff, base: Side, head: Side) -> str:
         return {"revision": s.revision.name, "commit": s.revision.commit, "spec": s.spec_path}
 
     doc = {
-        "base": side(base),
-        "head": side(head),
+        "base": {**side(base), "backend": diff.backends[0]},
+        "head": {**side(head), "backend": diff.backends[1]},
         "shots": [s.as_json() for s in diff.shots],
         "summary": diff.summary_json(),
     }

@@ -105,6 +105,9 @@ class SpecDiff:
     """Every shot of either side: head's storyboard order, then the removed shots."""
 
     shots: tuple[ShotDiff, ...]
+    # (base, head) `backend:` of the spec; renders of the local backend are keyed apart, so
+    # a change of backend renders every shot again though no request changed
+    backends: tuple[str, str] = ("tchavi", "tchavi")
 
     def count(self, change: Change) -> int:
         return sum(1 for s in self.shots if s.change is change)
@@ -160,7 +163,7 @@ def diff_specs(
         change = Change.CHANGED if fields else Change.UNCHANGED
         out.append(ShotDiff(change, _side(old_shot, base_lock), new, fields))
     out += [ShotDiff(Change.REMOVED, _side(s, base_lock), None) for s in gone]
-    return SpecDiff(tuple(out))
+    return SpecDiff(tuple(out), (base.backend, head.backend))
 
 
 def _side(shot: Shot, lock: Lockfile) -> ShotSide:

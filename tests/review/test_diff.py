@@ -141,8 +141,18 @@ def test_json_shape(repo: Repo) -> None:
     repo.commit({"tchavi.yaml": spec(DAWN.replace("mist", "fog"), GULLS)})
     head = repo.git("rev-parse", "HEAD")
     doc = json.loads(repo.run("diff", base, "HEAD", "--format", "json").stdout)
-    assert doc["base"] == {"revision": base, "commit": base, "spec": "tchavi.yaml"}
-    assert doc["head"] == {"revision": "HEAD", "commit": head, "spec": "tchavi.yaml"}
+    assert doc["base"] == {
+        "revision": base,
+        "commit": base,
+        "spec": "tchavi.yaml",
+        "backend": "local",
+    }
+    assert doc["head"] == {
+        "revision": "HEAD",
+        "commit": head,
+        "spec": "tchavi.yaml",
+        "backend": "local",
+    }
     assert doc["shots"][0] == {
         "id": "dawn",
         "change": "changed",
@@ -387,3 +397,25 @@ def test_a_file_whose_content_git_lacks_is_a_located_error(repo: Repo) -> None:
         f"Error: {base}:night.j2: git does not have this file's content (missing); fetch "
         f"{base} fully (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)\n"
     )
+
+
+def test_a_render_made_again_for_the_same_request_is_listed(repo: Repo) -> None:
+    base = repo.commit({"tchavi.yaml": spec(DAWN, GULLS), "tchavi.lock": lock_text({"dawn": "a"})})
+    repo.commit({"tchavi.lock": lock_text({"dawn": "e"})})  # apply --replace dawn
+    lines = repo.run("diff", base, "HEAD").stdout.splitlines()
+    assert lines[1:] == [
+        "   = dawn  unchanged  520 credits  render: bytes differ",
+        "Diff: 0 added, 0 removed, 0 renamed, 0 changed, 2 unchanged; 1 render differs. "
+        "Storyboard estimate: 1,040 -> 1,040 credits (+0).",
+    ]
+
+
+def test_a_change_of_backend_says_every_shot_renders_again(repo: Repo) -> None:
+    base = repo.commit({"tchavi.yaml": spec(DAWN)})
+    repo.commit({"tchavi.yaml": spec(DAWN).replace("backend: local", "backend: tchavi")})
+    lines = repo.run("diff", base, "HEAD").stdout.splitlines()
+    assert lines[1:3] == [
+        "No shot changed: the same requests, the same renders.",
+        "backend: local -> tchavi: renders of one backend are not reused by the other, so "
+        "every shot renders again",
+    ]
