@@ -152,11 +152,11 @@ def test_shell_completion_is_click_s() -> None:
     assert "complete -o nosort -F _tchavi_render_completion tchavi-render" in done.stdout
 
 
-def test_help_of_report_and_export_imports_no_video_library() -> None:
+def test_help_of_report_export_and_diff_imports_no_video_library() -> None:
     code = (
         "import sys\n"
         "from tchavi_render.cli.main import cli\n"
-        "for verb in ('report', 'export'):\n"
+        "for verb in ('report', 'export', 'diff'):\n"
         "    try:\n"
         "        cli.main([verb, '--help'], prog_name='tchavi-render')\n"
         "    except SystemExit:\n"
