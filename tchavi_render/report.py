@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
@@ -24,12 +24,20 @@ from urllib.parse import quote
 import jinja2
 
 from tchavi_render.api.models import MEDIA_SLOTS
+from tchavi_render.engine.diff import Render, SpecDiff
 from tchavi_render.engine.lock import LockEntry
 from tchavi_render.engine.plan import Plan
 from tchavi_render.engine.status import ShotState, State, shot_states
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
-__all__ = ["THUMB_WIDTH", "BaseRender", "Comparison", "marker_colour", "render_report"]
+__all__ = [
+    "THUMB_WIDTH",
+    "BaseRender",
+    "Comparison",
+    "comparison",
+    "marker_colour",
+    "render_report",
+]
 
 THUMB_WIDTH = 480  # px: sharp at the ~350 px a frame is shown at, on a 2x screen too
 REF_THUMB = 112
@@ -74,6 +82,30 @@ class Comparison:
     label: str  # the revision, as people read it: "main (1a2b3c4d5e6f)"
     base: Mapping[str, BaseRender]  # by the shot's id in the spec
     head: Mapping[str, Path | None] = dataclasses.field(default_factory=dict)
+
+
+def comparison(
+    diff: SpecDiff, label: str, find: Callable[[str, str], Path | None], where: str
+) -> Comparison:
+    """What the page compares with the revision `label`: every shot of both sides whose
+    rendered bytes differ (or that only this side rendered). `find(key, sha256)` is the
+    cached file of a render, or None; `where` names the caches it looked in."""
+    base: dict[str, BaseRender] = {}
+    head: dict[str, Path | None] = {}
+    for item in diff.shots:
+        if item.base is None or item.head is None:
+            continue
+        if item.render is Render.DIFFERENT and item.base.key and item.base.sha256:
+            video = find(item.base.key, item.base.sha256)
+            missing = f"Not in {where}: nothing to show of this render"
+            base[item.id] = BaseRender(item.base.id, video, missing)
+        elif item.render is Render.BASE_NOT_RENDERED:
+            base[item.id] = BaseRender(item.base.id, None, f"Not rendered at {label}")
+        else:
+            continue
+        if item.head.key and item.head.sha256:
+            head[item.id] = find(item.head.key, item.head.sha256)
+    return Comparison(label, base, head)
 
 
 def render_report(

@@ -94,9 +94,9 @@ def _comparison(
     """The renders at `base` of the shots whose rendered bytes differ from the lock's now."""
     from tchavi_render.cli.options import parse_vars
     from tchavi_render.engine.cache import find_render
-    from tchavi_render.engine.diff import Render, diff_specs
+    from tchavi_render.engine.diff import diff_specs
     from tchavi_render.engine.revisions import WORKING_TREE, Repository, read_side
-    from tchavi_render.report import BaseRender, Comparison
+    from tchavi_render.report import comparison
 
     repo = Repository.around(ws.request.spec_path)
     revision = repo.revision(base)
@@ -112,20 +112,4 @@ def _comparison(
     ) as side:
         diff = diff_specs(side.spec, side.lock, ws.spec, ws.lock)
     where = "the local or the remote cache" if ws.remote is not None else "the local cache"
-    shots: dict[str, BaseRender] = {}
-    heads = {}
-    for item in diff.shots:
-        if item.base is None or item.head is None:
-            continue
-        if item.render is Render.DIFFERENT:
-            assert item.base.key is not None and item.base.sha256 is not None
-            video = find_render(ws.cache, item.base.key, item.base.sha256)
-            missing = f"Not in {where}: nothing to show of this render"
-            shots[item.id] = BaseRender(item.base.id, video, missing)
-        elif item.render is Render.BASE_NOT_RENDERED:
-            shots[item.id] = BaseRender(item.base.id, None, f"Not rendered at {revision.label}")
-        else:
-            continue
-        if item.head.key is not None and item.head.sha256 is not None:
-            heads[item.id] = find_render(ws.cache, item.head.key, item.head.sha256)
-    return Comparison(revision.label, shots, heads)
+    return comparison(diff, revision.label, lambda key, sha: find_render(ws.cache, key, sha), where)
