@@ -419,3 +419,14 @@ def test_a_change_of_backend_says_every_shot_renders_again(repo: Repo) -> None:
         "backend: local -> tchavi: renders of one backend are not reused by the other, so "
         "every shot renders again",
     ]
+
+
+def test_a_var_file_outside_the_repository_cannot_be_read_at_a_revision(repo: Repo) -> None:
+    outside = repo.root.parent / "vars.yaml"
+    outside.write_text("place: Ouidah\n")
+    base = repo.commit({"tchavi.yaml": spec(shot("dawn", "Dawn over {{ place }}"))})
+    result = repo.run("diff", base, "--var-file", str(outside), code=1)
+    assert result.stderr == (
+        f"Error: the var file {outside} is outside the git repository {repo.root.resolve()}; "
+        "only files in git can be read at a revision\n"
+    )
