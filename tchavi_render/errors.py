@@ -27,6 +27,7 @@
     ├── NoSuchShot                       --target or --replace names no shot
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
+    ├── RevisionError                    a git revision (or its repository) cannot be read
     ├── ShotsNotReady                    export needs shots that are not rendered or out of
     │                                    date; names each one
     ├── ExportError                      the final cut cannot be made from the rendered files
@@ -69,6 +70,7 @@ __all__ = [
     "Problem",
     "RateLimited",
     "RemoteCacheError",
+    "RevisionError",
     "ServerError",
     "ShotsNotReady",
     "SpecError",
@@ -304,6 +306,10 @@ class LockHeld(TchaviRenderError):
 
 class LockfileError(TchaviRenderError):
     """The lockfile exists but is not one we can read."""
+
+
+class RevisionError(TchaviRenderError):
+    """A spec cannot be read at a git revision: no repository, no such commit, no spec there."""
 
 
 class ShotsNotReady(TchaviRenderError):

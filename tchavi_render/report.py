@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import colorsys
+import dataclasses
 import functools
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
@@ -23,12 +24,20 @@ from urllib.parse import quote
 import jinja2
 
 from tchavi_render.api.models import MEDIA_SLOTS
+from tchavi_render.engine.diff import Render, SpecDiff
 from tchavi_render.engine.lock import LockEntry
 from tchavi_render.engine.plan import Plan
 from tchavi_render.engine.status import ShotState, State, shot_states
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
-__all__ = ["THUMB_WIDTH", "marker_colour", "render_report"]
+__all__ = [
+    "THUMB_WIDTH",
+    "BaseRender",
+    "Comparison",
+    "comparison",
+    "marker_colour",
+    "render_report",
+]
 
 THUMB_WIDTH = 480  # px: sharp at the ~350 px a frame is shown at, on a 2x screen too
 REF_THUMB = 112
@@ -56,16 +65,65 @@ class _Frames:
     last: str
 
 
-def render_report(spec: LoadedSpec, plan: Plan, out: Path) -> str:
-    """The page for `spec` as planned, to be written at `out` (links are relative to it)."""
+@dataclass(frozen=True)
+class BaseRender:
+    """A shot's render at the revision compared with: its video, when a cache has it."""
+
+    shot_id: str  # the id at that revision (a renamed shot had another)
+    video: Path | None
+    missing: str  # why there is no video, when there is none
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What `report --compare REV` adds: the renders at REV of the shots whose bytes differ,
+    and the videos of this side found in a cache when the output file is not theirs."""
+
+    label: str  # the revision, as people read it: "main (1a2b3c4d5e6f)"
+    base: Mapping[str, BaseRender]  # by the shot's id in the spec
+    head: Mapping[str, Path | None] = dataclasses.field(default_factory=dict)
+
+
+def comparison(
+    diff: SpecDiff, label: str, find: Callable[[str, str], Path | None], where: str
+) -> Comparison:
+    """What the page compares with the revision `label`: every shot of both sides whose
+    rendered bytes differ (or that only this side rendered). `find(key, sha256)` is the
+    cached file of a render, or None; `where` names the caches it looked in."""
+    base: dict[str, BaseRender] = {}
+    head: dict[str, Path | None] = {}
+    for item in diff.shots:
+        if item.base is None or item.head is None:
+            continue
+        if item.render is Render.DIFFERENT and item.base.key and item.base.sha256:
+            video = find(item.base.key, item.base.sha256)
+            missing = f"Not in {where}: nothing to show of this render"
+            base[item.id] = BaseRender(item.base.id, video, missing)
+        elif item.render is Render.BASE_NOT_RENDERED:
+            base[item.id] = BaseRender(item.base.id, None, f"Not rendered at {label}")
+        else:
+            continue
+        if item.head.key and item.head.sha256:
+            head[item.id] = find(item.head.key, item.head.sha256)
+    return Comparison(label, base, head)
+
+
+def render_report(
+    spec: LoadedSpec, plan: Plan, out: Path, compare: Comparison | None = None
+) -> str:
+    """The page for `spec` as planned, to be written at `out` (links are relative to it);
+    with `compare`, the shots whose render changed show the earlier render's frames too."""
     states = shot_states(plan)
     videos = {shot.id: _video_path(spec, states[shot.id].entry) for shot in spec.shots}
+    if compare is not None:
+        for shot_id, found in compare.head.items():
+            videos[shot_id] = videos.get(shot_id) or found
     frames = {i: _key_frames(v) if v is not None else None for i, v in videos.items()}
     cards = [
-        _card(number, shot, states[shot.id], videos[shot.id], frames, spec, out)
+        _card(number, shot, states[shot.id], videos[shot.id], frames, spec, out, compare)
         for number, shot in enumerate(spec.shots, start=1)
     ]
-    return _page(spec, plan, states, cards)
+    return _page(spec, plan, states, cards, compare)
 
 
 def _video_path(spec: LoadedSpec, entry: LockEntry | None) -> Path | None:
@@ -168,6 +226,16 @@ class _Status:
 
 
 @dataclass(frozen=True)
+class _Before:
+    """The earlier render of a card's shot, beside its frames."""
+
+    label: str
+    shot_id: str
+    frames: tuple[tuple[str, str], ...]
+    no_frames: str
+
+
+@dataclass(frozen=True)
 class _Card:
     number: int
     id: str
@@ -183,6 +251,7 @@ class _Card:
     references: tuple[_Reference, ...]
     settings: tuple[tuple[str, str], ...]
     render: _Render | None
+    before: _Before | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +339,7 @@ def _card(
     all_frames: Mapping[str, _Frames | None],
     spec: LoadedSpec,
     out: Path,
+    compare: Comparison | None = None,
 ) -> _Card:
     entry = state.entry
     frames = all_frames[shot.id]
@@ -306,11 +376,7 @@ def _card(
         where=f"{_relative_name(spec, shot.location.file)}:{shot.location.line}",
         state=str(state.state),
         badge=_BADGE[state.state],
-        frames=(
-            (("first", frames.first), ("middle", frames.middle), ("last", frames.last))
-            if frames is not None
-            else ()
-        ),
+        frames=_frame_row(frames),
         no_frames=no_frames,
         status=status,
         prompt=shot.prompt,
@@ -324,7 +390,23 @@ def _card(
             ("seed", str(shot.seed) if shot.seed is not None else "random"),
         ),
         render=render,
+        before=_before(shot.id, compare),
     )
+
+
+def _frame_row(frames: _Frames | None) -> tuple[tuple[str, str], ...]:
+    if frames is None:
+        return ()
+    return (("first", frames.first), ("middle", frames.middle), ("last", frames.last))
+
+
+def _before(shot_id: str, compare: Comparison | None) -> _Before | None:
+    if compare is None or shot_id not in compare.base:
+        return None
+    base = compare.base[shot_id]
+    frames = _key_frames(base.video) if base.video is not None else None
+    missing = base.missing if base.video is None else "The video does not decode"
+    return _Before(compare.label, base.shot_id, _frame_row(frames), missing)
 
 
 def _relative_name(spec: LoadedSpec, file: Path) -> str:
@@ -344,20 +426,26 @@ def _net_credits(entries: Sequence[LockEntry]) -> int:
 
 
 def _page(
-    spec: LoadedSpec, plan: Plan, states: dict[str, ShotState], cards: Sequence[_Card]
+    spec: LoadedSpec,
+    plan: Plan,
+    states: dict[str, ShotState],
+    cards: Sequence[_Card],
+    compare: Comparison | None = None,
 ) -> str:
     shots = spec.shots
     ready = sum(1 for s in shots if states[s.id].ready)
     entries = [e for s in shots if (e := states[s.id].entry) is not None]
     running = sum(float(e.output.duration or 0) for e in entries if e.output is not None)
     pending = plan.summary.estimated_credits
-    tiles = (
+    tiles: tuple[_Tile, ...] = (
         _Tile("shots", str(len(shots)), ""),
         _Tile("up to date", f"{ready} / {len(shots)}", "ok" if ready == len(shots) else "warn"),
         _Tile("credits spent", _credits(_net_credits(entries)), ""),
         _Tile("running time", _seconds(round(running, 2)), ""),
         _Tile("to render", f"{_credits(pending)} credits" if pending else "nothing", ""),
     )
+    if compare is not None:
+        tiles += (_Tile(f"renders changed since {compare.label}", str(len(compare.base)), ""),)
     page = _Page(
         title=f"Storyboard review — {spec.path.name}",
         name=spec.path.name,

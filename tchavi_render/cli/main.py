@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "schema": ("tchavi_render.cli.schema", "schema", "Print the spec's JSON Schema."),
     "plan": ("tchavi_render.cli.plan", "plan", "Show what apply would render, and its cost."),
     "apply": ("tchavi_render.cli.apply", "apply", "Render what changed; update the lock."),
+    "diff": ("tchavi_render.cli.diff", "diff", "Show what changed between two git revisions."),
     "show": ("tchavi_render.cli.show", "show", "Show what the lock says was rendered."),
     "report": ("tchavi_render.cli.report", "report", "Write the storyboard's review page (HTML)."),
     "export": ("tchavi_render.cli.export", "export", "Join the rendered shots into the final cut."),

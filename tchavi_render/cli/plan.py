@@ -23,9 +23,10 @@ from tchavi_render.cli.options import (
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
+    type=click.Choice(["text", "markdown", "json", "github"]),
     default="text",
-    help="Output format (markdown suits a pull-request comment).",
+    help="Output format (markdown suits a pull-request comment; github prints workflow "
+    "annotations on the spec's lines).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
@@ -64,8 +65,16 @@ def plan(
     backend: str | None,
 ) -> int:
     """Show what `apply` would render, reuse and delete, and the estimated credits."""
-    from tchavi_render.cli.output import plan_json, plan_markdown, plan_text, warning
+    from tchavi_render.cli.output import (
+        plan_github,
+        plan_json,
+        plan_markdown,
+        plan_text,
+        problem_annotation,
+        warning,
+    )
     from tchavi_render.engine.workspace import open_workspace, write_planfile
+    from tchavi_render.errors import SpecError
 
     request = plan_request(
         spec,
@@ -76,16 +85,30 @@ def plan(
         restore_modified=restore_modified,
         abandon_in_flight=abandon_in_flight,
     )
-    with open_workspace(request, resolve_cache_dir(cache_dir)) as ws:
+    if as_json:
+        fmt = "json"
+    try:
+        ws = open_workspace(request, resolve_cache_dir(cache_dir))
+    except SpecError as exc:
+        if fmt != "github":
+            raise
+        # Every problem on its own line of the pull request, not one message in the log.
+        for problem in [*exc.problems, *exc.warnings]:
+            click.echo(problem_annotation(problem))
+        return 1
+    with ws:
         for item in ws.spec.warnings:
-            click.echo(warning(item), err=True)
+            if fmt == "github":
+                click.echo(problem_annotation(item))
+            else:
+                click.echo(warning(item), err=True)
         ws.check_backend(backend)
         result = ws.plan(backend)
         if planfile is not None:
             write_planfile(planfile, ws, result)
-    if as_json:
-        fmt = "json"
-    if fmt == "json":
+    if fmt == "github":
+        click.echo(plan_github(result))
+    elif fmt == "json":
         click.echo(plan_json(result))
     elif fmt == "markdown":
         click.echo(plan_markdown(result, title=f"tchavi-render plan: {spec}"), nl=False)

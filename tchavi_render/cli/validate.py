@@ -20,13 +20,21 @@ __all__ = ["validate"]
 @click.command()
 @click.argument("specs", nargs=-1, type=click.Path(path_type=Path), metavar="[SPEC]...")
 @variable_options
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    help="Output format (github: workflow annotations on the lines at fault).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_context
 def validate(
     ctx: click.Context,
     specs: tuple[Path, ...],
     variables: tuple[str, ...],
     var_files: tuple[Path, ...],
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Check each SPEC (default: tchavi.yaml) and print every error and warning.
@@ -34,11 +42,12 @@ def validate(
     Exits 0 when every spec is valid (warnings allowed), 1 when one is not. Several specs
     at once suit a pre-commit hook, which passes the changed files.
     """
-    reports = [
-        _validate_one(spec, variables, var_files, as_json)
-        for spec in specs or (Path("tchavi.yaml"),)
-    ]
     if as_json:
+        fmt = "json"
+    reports = [
+        _validate_one(spec, variables, var_files, fmt) for spec in specs or (Path("tchavi.yaml"),)
+    ]
+    if fmt == "json":
         docs = [doc for doc, _ in reports]
         # One spec: its report, as before; several: a list, each naming its spec.
         out: Any = {k: v for k, v in docs[0].items() if k != "spec"} if len(docs) == 1 else docs
@@ -47,10 +56,10 @@ def validate(
 
 
 def _validate_one(
-    spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as_json: bool
+    spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], fmt: str
 ) -> tuple[dict[str, Any], bool]:
-    """Check one spec; print its problems unless `as_json`; (its JSON report, valid?)."""
-    from tchavi_render.cli.output import warning
+    """Check one spec; print its problems unless `fmt` is json; (its JSON report, valid?)."""
+    from tchavi_render.cli.output import problem_annotation, warning
     from tchavi_render.errors import SpecError
     from tchavi_render.spec import load_spec
 
@@ -68,10 +77,14 @@ def _validate_one(
         "warnings": [p.as_json() for p in warnings],
         "shots": shots,
     }
-    if not as_json:
+    if fmt == "github":
+        for problem in _in_file_order(errors, warnings):
+            click.echo(problem_annotation(problem))
+    elif fmt == "text":
         for problem in _in_file_order(errors, warnings):
             shown = warning(problem) if problem.severity == "warning" else str(problem)
             click.echo(shown, err=True)
+    if fmt != "json":
         if errors and len(errors) + len(warnings) > 1:
             click.echo(
                 f"{spec}: {_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True

@@ -18,7 +18,7 @@ from typing import Any
 from tchavi_render.atomic import fsync_dir
 from tchavi_render.digest import sha256_file
 
-__all__ = ["CacheInfo", "CacheRecord", "RenderCache", "default_cache_dir"]
+__all__ = ["CacheInfo", "CacheRecord", "RenderCache", "default_cache_dir", "find_render"]
 
 
 def default_cache_dir() -> Path:
@@ -228,3 +228,12 @@ class RenderCache:
         for path in list(self._object_files()):
             path.unlink(missing_ok=True)
         return freed
+
+
+def find_render(cache: RenderCache, key: str, sha256: str) -> Path | None:
+    """The cached file of a render a lock records (by its key, fetched from a remote layer
+    when there is one, or by its bytes' digest), or None when no cache has it."""
+    record = cache.fetch(key)
+    if record is not None and record.sha256 == sha256:
+        return cache.object_path(sha256)
+    return cache.object_path(sha256) if cache.has_object(sha256) else None

@@ -63,6 +63,22 @@ def test_the_workflow_parses_and_plans_on_pull_requests_and_applies_on_main() ->
     assert "pull-requests" in doc["jobs"]["plan"]["permissions"]
 
 
+def test_a_pull_request_gets_one_review_comment_updated_in_place() -> None:
+    doc = workflow()
+    plan_job = doc["jobs"]["plan"]
+    argvs = commands(doc)
+    assert ["diff", "$BASE", "HEAD", "--spec", "$SPEC", "--format", "markdown"] in argvs
+    assert ["report", "$SPEC", "--compare", "$BASE", "-o", "review/index.html"] in argvs
+    assert ["validate", "$SPEC", "--format", "github"] in argvs
+    assert plan_job["steps"][0]["with"]["fetch-depth"] == 0  # the base branch is in git
+    upload = next(s for s in plan_job["steps"] if s.get("uses", "").startswith("actions/upload"))
+    comment = plan_job["steps"][-1]
+    assert comment["env"]["REPORT"] == f"${{{{ steps.{upload['id']}.outputs.artifact-url }}}}"
+    # The comment carrying the marker (which diff's markdown starts with) is patched.
+    assert "<!-- tchavi-render-diff -->" in comment["run"]
+    assert "--method PATCH" in comment["run"] and "issues/comments/$id" in comment["run"]
+
+
 def test_the_workflow_uses_only_real_verbs_and_flags() -> None:
     runner = CliRunner()
     argvs = commands(workflow())
@@ -136,11 +152,11 @@ def test_shell_completion_is_click_s() -> None:
     assert "complete -o nosort -F _tchavi_render_completion tchavi-render" in done.stdout
 
 
-def test_help_of_report_and_export_imports_no_video_library() -> None:
+def test_help_of_report_export_and_diff_imports_no_video_library() -> None:
     code = (
         "import sys\n"
         "from tchavi_render.cli.main import cli\n"
-        "for verb in ('report', 'export'):\n"
+        "for verb in ('report', 'export', 'diff'):\n"
         "    try:\n"
         "        cli.main([verb, '--help'], prog_name='tchavi-render')\n"
         "    except SystemExit:\n"
