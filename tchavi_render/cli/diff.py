@@ -52,7 +52,7 @@ def diff(
     HEAD defaults to the working tree; BASE to the merge base with the default branch
     (origin/HEAD, else main, else master). Nothing is checked out, rendered or written.
     """
-    from tchavi_render.cli.output import diff_json, diff_markdown, diff_text
+    from tchavi_render.cli.diff_output import diff_json, diff_markdown, diff_text
     from tchavi_render.engine.diff import diff_specs
     from tchavi_render.engine.revisions import WORKING_TREE, Repository, read_side
 

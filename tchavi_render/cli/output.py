@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from tchavi_render.engine.diff import Change, Render, ShotDiff, SpecDiff
 from tchavi_render.engine.plan import Action, Plan, PlannedShot
 
 if TYPE_CHECKING:
@@ -19,24 +16,16 @@ if TYPE_CHECKING:
     from tchavi_render.engine.apply import ApplyEvent, ApplyResult
     from tchavi_render.engine.journal import Journal
     from tchavi_render.engine.lock import Lockfile
-    from tchavi_render.engine.revisions import Side
     from tchavi_render.errors import Problem
 
 __all__ = [
-    "DIFF_MARKER",
     "JsonEvents",
     "LineEvents",
-    "annotation",
-    "diff_json",
-    "diff_markdown",
-    "diff_text",
     "interrupted_text",
     "lock_text",
-    "plan_github",
     "plan_json",
     "plan_markdown",
     "plan_text",
-    "problem_annotation",
     "result_text",
     "warning",
 ]
@@ -84,7 +73,7 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {', '.join(parts)}. Estimated cost: {credits(s.estimated_credits)} credits."
 
 
-def _detail_lines(planned: PlannedShot) -> list[str]:
+def detail_lines(planned: PlannedShot) -> list[str]:
     """What to show under a shot: the field changes (and, for reuse or collect, where it
     comes from), then why apply leaves it alone when it does."""
     if not planned.changes:
@@ -156,7 +145,7 @@ def _job_of(job_id: str | None, shot: str) -> str:
     return f"{job_id or 'an interrupted submit'} for {shot!r}"
 
 
-def _head(planned: PlannedShot) -> tuple[str, str]:
+def shot_head(planned: PlannedShot) -> tuple[str, str]:
     """The symbol and the cost column of a shot's line."""
     if planned.blocked is not None:
         return BLOCKED, "blocked"
@@ -172,12 +161,12 @@ def plan_text(plan: Plan, *, colour: bool = False, verbose: bool = False) -> str
     shown = [p for p in plan.shots if verbose or p.action is not Action.UNCHANGED]
     width = max((len(p.id) for p in shown), default=0)
     for planned in shown:
-        symbol, cost = _head(planned)
+        symbol, cost = shot_head(planned)
         head = f"  {symbol:>3} {planned.id:<{width}}  {planned.action.value:<9} {cost}".rstrip()
         if colour:
             head = click.style(head, fg="red" if planned.blocked else COLOUR[planned.action])
         lines.append(head)
-        for detail in _detail_lines(planned):
+        for detail in detail_lines(planned):
             lines.append(f"        {detail}")
     lines += plan_notes(plan)
     if not plan.has_changes:
@@ -186,7 +175,7 @@ def plan_text(plan: Plan, *, colour: bool = False, verbose: bool = False) -> str
     return "\n".join(lines)
 
 
-def _md_escape(text: str) -> str:
+def md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -213,15 +202,15 @@ def plan_markdown(plan: Plan, *, title: str = "tchavi-render plan") -> str:
     if changing:
         out += ["| | shot | action | credits | why |", "|---|---|---|---:|---|"]
         for p in changing:
-            why = "<br>".join(_md_escape(d) for d in _detail_lines(p))
-            symbol, cost = _head(p)
+            why = "<br>".join(md_escape(d) for d in detail_lines(p))
+            symbol, cost = shot_head(p)
             out.append(
                 f"| `{symbol}` | `{p.id}` | {p.action.value} | "
                 f"{cost.removesuffix(' credits')} | {why} |"
             )
         out.append("")
     for note in plan_notes(plan):
-        out.append(f"> {_md_escape(note)}")
+        out.append(f"> {md_escape(note)}")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -393,201 +382,3 @@ class RichEvents:
         elif event.shot not in self.finished:
             self.rows[event.shot] = (event.status or event.kind, event.job_id or "")
         self.live.update(self._table())
-
-
-# -- diff ---------------------------------------------------------------------------------
-
-# The hidden line that lets CI find its own pull-request comment and update it in place.
-DIFF_MARKER = "<!-- tchavi-render-diff -->"
-DIFF_SYMBOL = {
-    Change.ADDED: "+",
-    Change.REMOVED: "-",
-    Change.RENAMED: "->",
-    Change.CHANGED: "~",
-    Change.UNCHANGED: "=",
-}
-RENDER_WORDS = {
-    Render.SAME: "render: same bytes",
-    Render.DIFFERENT: "render: bytes differ",
-    Render.BASE_NOT_RENDERED: "render: not rendered at base",
-    Render.HEAD_NOT_RENDERED: "render: not rendered at head",
-    Render.NOT_RENDERED: "render: not rendered",
-    Render.RENDERED: "render: rendered",
-}
-
-
-def _diff_credits(shot: ShotDiff) -> str:
-    old = shot.base.credits if shot.base is not None else None
-    new = shot.head.credits if shot.head is not None else None
-    if old is None or new is None or old == new:
-        return f"{credits(old or new or 0)} credits"
-    return f"{credits(old)} -> {credits(new)} credits"
-
-
-def _diff_name(shot: ShotDiff) -> str:
-    if shot.change is Change.RENAMED and shot.base is not None:
-        return f"{shot.base.id} -> {shot.id}"
-    return shot.id
-
-
-def diff_summary(diff: SpecDiff) -> str:
-    counts = ", ".join(
-        f"{diff.count(c)} {c.value}"
-        for c in (Change.ADDED, Change.REMOVED, Change.RENAMED, Change.CHANGED, Change.UNCHANGED)
-    )
-    differ = len(diff.renders_differ)
-    delta = diff.head_credits - diff.base_credits
-    return (
-        f"Diff: {counts}; {differ} render{'s differ' if differ != 1 else ' differs'}. "
-        f"Storyboard estimate: {credits(diff.base_credits)} -> {credits(diff.head_credits)} "
-        f"credits ({'+' if delta >= 0 else '-'}{credits(abs(delta))})."
-    )
-
-
-def _sides(base: Side, head: Side) -> str:
-    spec = head.spec_path
-    if base.spec_path != head.spec_path:
-        spec = f"{base.spec_path} -> {spec}"
-    return f"{spec}: {base.revision.label} -> {head.revision.label}"
-
-
-def diff_text(diff: SpecDiff, base: Side, head: Side) -> str:
-    """One line per shot that changed or whose render differs, its field changes, a summary."""
-    shown = [s for s in diff.shots if s.shown]
-    lines = [f"tchavi-render diff {_sides(base, head)}"]
-    width = max((len(_diff_name(s)) for s in shown), default=0)
-    cost_width = max((len(_diff_credits(s)) for s in shown), default=0)
-    for shot in shown:
-        lines.append(
-            f"  {DIFF_SYMBOL[shot.change]:>2} {_diff_name(shot):<{width}}  "
-            f"{shot.change.value:<9}  {_diff_credits(shot):>{cost_width}}  "
-            f"{RENDER_WORDS[shot.render]}"
-        )
-        lines += [f"        {c.describe()}" for c in shot.fields]
-    if not shown:
-        lines.append("No shot changed: the same requests, the same renders.")
-    lines += _backend_note(diff)
-    lines.append(diff_summary(diff))
-    return "\n".join(lines)
-
-
-def _backend_note(diff: SpecDiff) -> list[str]:
-    old, new = diff.backends
-    if old == new:
-        return []
-    return [
-        f"backend: {old} -> {new}: renders of one backend are not reused by the other, so "
-        "every shot renders again"
-    ]
-
-
-def diff_markdown(diff: SpecDiff, base: Side, head: Side) -> str:
-    """A pull-request comment, starting with the marker CI finds it by."""
-    out = [DIFF_MARKER, f"### tchavi-render diff: `{_sides(base, head)}`", ""]
-    shown = [s for s in diff.shots if s.shown]
-    if not shown:
-        out += ["No shot changed: the same requests, the same renders.", ""]
-    else:
-        out += [
-            "| | shot | change | credits | render | what changed |",
-            "|---|---|---|---:|---|---|",
-        ]
-        for s in shown:
-            what = "<br>".join(_md_escape(c.describe()) for c in s.fields)
-            out.append(
-                f"| `{DIFF_SYMBOL[s.change]}` | `{_md_escape(_diff_name(s))}` | {s.change.value} | "
-                f"{_diff_credits(s).removesuffix(' credits')} | "
-                f"{RENDER_WORDS[s.render].removeprefix('render: ')} | {what} |"
-            )
-        out.append("")
-    out += [f"> {_md_escape(note)}" for note in _backend_note(diff)]
-    out.append(_md_escape(diff_summary(diff)))
-    return "\n".join(out).rstrip() + "\n"
-
-
-def diff_json(diff: SpecDiff, base: Side, head: Side) -> str:
-    def side(s: Side) -> dict[str, Any]:
-        return {"revision": s.revision.name, "commit": s.revision.commit, "spec": s.spec_path}
-
-    doc = {
-        "base": {**side(base), "backend": diff.backends[0]},
-        "head": {**side(head), "backend": diff.backends[1]},
-        "shots": [s.as_json() for s in diff.shots],
-        "summary": diff.summary_json(),
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
-
-
-# -- GitHub Actions annotations -----------------------------------------------------------
-
-
-def _gh_data(text: str) -> str:
-    """A workflow command's message, escaped as the runner decodes it."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_property(text: str) -> str:
-    """A workflow command's property value: the message's escapes, and `:` and `,`."""
-    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotation(
-    level: str,
-    message: str,
-    file: Path | None = None,
-    line: int | None = None,
-    column: int | None = None,
-    title: str | None = None,
-) -> str:
-    """`::error file=F,line=L,col=C::message`: GitHub shows it on that line of the pull
-    request's diff (`level` is error, warning or notice)."""
-    props = []
-    if file is not None:
-        props.append(f"file={_gh_property(_repo_path(file))}")
-        if line is not None:
-            props.append(f"line={line}")
-            if column is not None:
-                props.append(f"col={column}")
-    if title is not None:
-        props.append(f"title={_gh_property(title)}")
-    head = f"::{level} {','.join(props)}" if props else f"::{level}"
-    return f"{head}::{_gh_data(message)}"
-
-
-def problem_annotation(problem: Problem) -> str:
-    level = "warning" if problem.severity == "warning" else "error"
-    return annotation(level, problem.message, problem.file, problem.line, problem.column)
-
-
-def _repo_path(file: Path) -> str:
-    """A path as annotations name it: relative to the working directory (the checkout's
-    top, in a workflow) when inside it, POSIX."""
-    if file.is_absolute():
-        with contextlib.suppress(ValueError):
-            file = file.relative_to(Path.cwd())
-    return file.as_posix()
-
-
-def plan_github(plan: Plan) -> str:
-    """The plan as annotations: each shot apply would act on, noted on its line of the spec
-    (a blocked one as a warning), then the summary."""
-    lines = []
-    for planned in plan.shots:
-        if planned.action is Action.UNCHANGED:
-            continue
-        _, cost = _head(planned)
-        what = f"{planned.id}: {planned.action.value}" + (f", {cost}" if cost else "")
-        message = "\n".join([what, *_detail_lines(planned)])
-        level = "warning" if planned.blocked is not None else "notice"
-        where = planned.shot.location if planned.shot is not None else None
-        if where is None:
-            lines.append(annotation(level, message, title="tchavi-render plan"))
-        else:
-            lines.append(
-                annotation(
-                    level, message, where.file, where.line, where.column, "tchavi-render plan"
-                )
-            )
-    lines += [annotation("warning", note) for note in plan_notes(plan)]
-    lines.append(summary_line(plan))
-    return "\n".join(lines)

@@ -65,14 +65,8 @@ def plan(
     backend: str | None,
 ) -> int:
     """Show what `apply` would render, reuse and delete, and the estimated credits."""
-    from tchavi_render.cli.output import (
-        plan_github,
-        plan_json,
-        plan_markdown,
-        plan_text,
-        problem_annotation,
-        warning,
-    )
+    from tchavi_render.cli.annotations import plan_github, problem_annotation
+    from tchavi_render.cli.output import plan_json, plan_markdown, plan_text, warning
     from tchavi_render.engine.workspace import open_workspace, write_planfile
     from tchavi_render.errors import SpecError
 

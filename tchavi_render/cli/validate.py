@@ -59,7 +59,8 @@ def _validate_one(
     spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], fmt: str
 ) -> tuple[dict[str, Any], bool]:
     """Check one spec; print its problems unless `fmt` is json; (its JSON report, valid?)."""
-    from tchavi_render.cli.output import problem_annotation, warning
+    from tchavi_render.cli.annotations import problem_annotation
+    from tchavi_render.cli.output import warning
     from tchavi_render.errors import SpecError
     from tchavi_render.spec import load_spec
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tchavi_render.cli.annotations import annotation
 from tchavi_render.cli.main import cli
-from tchavi_render.cli.output import annotation
 
 from .conftest import shot, spec
 
