@@ -1,21 +1,27 @@
-"""This apply's side of render claims: a claim held while its job runs (renewed in the
-background, released once the record is in the bucket), and the words for shots claimed by
-another machine."""
+"""This apply's side of render claims: when a key may be claimed, a claim held while its job
+runs (renewed in the background, released once the record is in the bucket), and the words
+for shots claimed by another machine."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from tchavi_render.engine.cache import CacheRecord
+from tchavi_render.engine.plan import PlannedShot
 from tchavi_render.engine.remote.claims import Claim, Claims, Held
 from tchavi_render.engine.remote.layered import LayeredCache
 from tchavi_render.engine.remote.records import short_key
-from tchavi_render.engine.run import Failure
+from tchavi_render.engine.run import ApplyEvent, Failure, Run
 from tchavi_render.errors import RemoteCacheError
 
-__all__ = ["Holding", "claimed_elsewhere"]
+if TYPE_CHECKING:
+    from tchavi_render.api import AsyncTchaviClient
+
+__all__ = ["Coordinator", "Holding", "claimed_elsewhere"]
 
 
 def claimed_elsewhere(claim: Claim, *, following: bool) -> str:
@@ -113,3 +119,95 @@ class Holding:
             await asyncio.to_thread(claims.release, held, failed)
         except RemoteCacheError as exc:
             claims.remote.warn(f"{exc}; the claim lapses after {claims.ttl:g} s")
+
+
+class Coordinator:
+    """How this apply meets the other machines on one bucket, before it pays for a key: the
+    record asked for once more, the claim turn, the claim itself. Without a bucket, every
+    answer lets the shot render here (no claims)."""
+
+    def __init__(self, run: Run, client: AsyncTchaviClient) -> None:
+        self.run = run
+        self.client = client
+        cache = run.ctx.cache
+        self.layered = cache if isinstance(cache, LayeredCache) else None
+        backend = run.ctx.backend
+        self.claims = (
+            None
+            if self.layered is None
+            else Claims(self.layered.remote, backend.identity, backend.account)
+        )
+        self._told: dict[str, str] = {}  # shot -> what progress last said of its claim
+        self._turn = asyncio.Lock()
+
+    async def rendered_elsewhere(self, planned: PlannedShot) -> CacheRecord | None:
+        """Another machine may have rendered this key since planning: the cache is asked
+        once more just before paying (only a remote layer can say yes; RenderCache.pull)."""
+        if planned.forced:
+            return None  # --replace asks for a new take, not the bucket's
+        record = await asyncio.to_thread(self.run.ctx.cache.pull, planned.key)
+        if record is not None:
+            self.run.found_elsewhere.add(planned.key)
+            message = "rendered meanwhile on another machine; from the remote cache"
+            self.run.ctx.emit(
+                ApplyEvent("status", planned.id, job_id=record.job_id, message=message)
+            )
+        return record
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[Callable[[], None]]:
+        """One claim at a time waits for its submit, and only once the rate limiter would
+        send a request now: a runner held back by its rate limit leaves the keys it cannot
+        submit yet to the other runners instead of hoarding claims. Yields the function
+        that gives the turn back (once the submit is answered); the block's end gives it
+        back too. No turn without claims."""
+        if self.claims is None:
+            yield lambda: None
+            return
+        await self._turn.acquire()
+        held = True
+
+        def done() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._turn.release()
+
+        try:
+            while (delay := self.client.send_delay()) > 0:
+                await asyncio.sleep(delay)
+            yield done
+        finally:
+            done()
+
+    async def claim(self, planned: PlannedShot) -> Held | Claim | CacheRecord | None:
+        """This machine's claim on the key (None: pay without one), another's live claim, or
+        the key's render, found once the claim was won."""
+        if self.claims is None:
+            return None
+        try:
+            taken = await asyncio.to_thread(self.claims.take, planned.key)
+        except RemoteCacheError as exc:
+            self.claims.remote.warn(f"{exc}; the shot is rendered without a claim")
+            return None
+        if isinstance(taken, Held):
+            # The holder before may have written its record and let go between the look
+            # before the claim and the claim: look once more, now that no other machine
+            # can start paying for the key.
+            elsewhere = await self.rendered_elsewhere(planned)
+            if elsewhere is not None:
+                await asyncio.to_thread(self.claims.release, taken)  # a failed delete warns
+                return elsewhere
+        return taken
+
+    def holding(self, held: Held | None) -> Holding:
+        return Holding(self.claims, held, self.layered)
+
+    def tell(self, planned: PlannedShot, claim: Claim) -> None:
+        """Progress says where a shot another machine pays for is, once per change."""
+        message = claimed_elsewhere(claim, following=False)
+        if self._told.get(planned.id) != message:
+            self._told[planned.id] = message
+            self.run.ctx.emit(
+                ApplyEvent("status", planned.id, job_id=claim.job_id, message=message)
+            )

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
@@ -15,14 +15,13 @@ from tchavi_render.api.models import Job
 from tchavi_render.api.pricing import estimate_credits
 from tchavi_render.background import background_pool
 from tchavi_render.engine.cache import CacheRecord
-from tchavi_render.engine.claiming import Holding, claimed_elsewhere
+from tchavi_render.engine.claiming import Coordinator, Holding, claimed_elsewhere
 from tchavi_render.engine.download import download_render
 from tchavi_render.engine.journal import InFlight
 from tchavi_render.engine.keys import shot_key
 from tchavi_render.engine.placing import place
 from tchavi_render.engine.plan import ABANDON_FLAG, Action, PlannedShot
-from tchavi_render.engine.remote.claims import Claim, Claims, Held
-from tchavi_render.engine.remote.layered import LayeredCache
+from tchavi_render.engine.remote.claims import Claim
 from tchavi_render.engine.run import ApplyEvent, Failure, Run, record_failure
 from tchavi_render.engine.schedule import PollSchedule, poll_floor
 from tchavi_render.engine.watch import JobWatch, poll_once
@@ -35,7 +34,6 @@ from tchavi_render.errors import (
     InvalidApiKey,
     JobNotFound,
     MediaExpired,
-    RemoteCacheError,
     TchaviRenderError,
 )
 from tchavi_render.failpoints import failpoint
@@ -85,16 +83,9 @@ class JobRunner:
         self.downloads = asyncio.Semaphore(max(1, options.concurrency))
         self.pool = background_pool(min(4, os.cpu_count() or 2), "tchavi-apply")
         self.submitting = 0  # shots holding a slot whose submit is not answered yet
-        # With a bucket, a key is claimed there before it is paid for (engine/remote/claims).
-        cache = run.ctx.cache
-        self._layered = cache if isinstance(cache, LayeredCache) else None
-        self.claims = (
-            None
-            if self._layered is None
-            else Claims(self._layered.remote, run.ctx.backend.identity, run.ctx.backend.account)
-        )
-        self._told: dict[str, str] = {}  # shot -> what progress last said of its claim
-        self._claiming = asyncio.Lock()  # the claim turn (see claim_turn)
+        # With a bucket, a key is claimed there before it is paid for (engine/claiming).
+        self.coordinator = Coordinator(run, client)
+        self.claims = self.coordinator.claims
 
     async def background(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in the background pool (lower priority), awaited."""
@@ -135,22 +126,16 @@ class JobRunner:
         while True:
             async with contextlib.AsyncExitStack() as stack:
                 async with self.slots:
-                    elsewhere = await self._rendered_elsewhere(planned)
+                    coordinator = self.coordinator
+                    elsewhere = await coordinator.rendered_elsewhere(planned)
                     if elsewhere is not None:
                         return elsewhere
-                    async with self.claim_turn() as claimed:
-                        taken = await self._claim(planned)
-                        if isinstance(taken, Held):
-                            # The holder before may have written its record and let go
-                            # between the look above and this claim: look once more, now
-                            # that no other machine can start paying for the key.
-                            elsewhere = await self._rendered_elsewhere(planned)
-                            if elsewhere is not None:
-                                await self._let_go(taken)
-                                return elsewhere
+                    async with coordinator.turn() as claimed:
+                        taken = await coordinator.claim(planned)
+                        if isinstance(taken, CacheRecord):
+                            return taken
                         if not isinstance(taken, Claim):
-                            holding = Holding(self.claims, taken, self._layered)
-                            await stack.enter_async_context(holding)
+                            holding = await stack.enter_async_context(coordinator.holding(taken))
                             job = await self._pay(planned, holding, claimed)
                 if not isinstance(taken, Claim):
                     holding.outcome = await self._fetch(planned.key, job)
@@ -158,32 +143,6 @@ class JobRunner:
             outcome = await self._defer(planned, taken)
             if outcome is not None:
                 return outcome
-
-    @contextlib.asynccontextmanager
-    async def claim_turn(self) -> AsyncIterator[Callable[[], None]]:
-        """One claim at a time waits for its submit, and only once the rate limiter would
-        send a request now: a runner held back by its rate limit leaves the keys it cannot
-        submit yet to the other runners instead of hoarding claims. Yields the function
-        that gives the turn back (once the submit is answered); the block's end gives it
-        back too. No turn without claims."""
-        if self.claims is None:
-            yield lambda: None
-            return
-        await self._claiming.acquire()
-        held = True
-
-        def done() -> None:
-            nonlocal held
-            if held:
-                held = False
-                self._claiming.release()
-
-        try:
-            while (delay := self.client.send_delay()) > 0:
-                await asyncio.sleep(delay)
-            yield done
-        finally:
-            done()
 
     async def _pay(
         self, planned: PlannedShot, holding: Holding, claimed: Callable[[], None]
@@ -223,21 +182,6 @@ class JobRunner:
 
     # -- claims -------------------------------------------------------------------------------
 
-    async def _claim(self, planned: PlannedShot) -> Held | Claim | None:
-        """This machine's claim on the key (None: pay without one), or another's live claim."""
-        if self.claims is None:
-            return None
-        try:
-            return await asyncio.to_thread(self.claims.take, planned.key)
-        except RemoteCacheError as exc:
-            self.claims.remote.warn(f"{exc}; the shot is rendered without a claim")
-            return None
-
-    async def _let_go(self, held: Held) -> None:
-        """Release a claim this machine took but does not need (the key was rendered)."""
-        assert self.claims is not None
-        await asyncio.to_thread(self.claims.release, held)  # a failed delete only warns
-
     async def _defer(self, planned: PlannedShot, claim: Claim) -> CacheRecord | Failure | None:
         """Another machine pays for the key: follow its job (same account) and fetch the
         video, or wait a moment for its record; None: look again (claim gone or lapsed)."""
@@ -256,12 +200,7 @@ class JobRunner:
             outcome = await self._fetch(planned.key, job)
             self.run.found_elsewhere.add(planned.key)
             return outcome
-        message = claimed_elsewhere(claim, following=False)
-        if self._told.get(planned.id) != message:
-            self._told[planned.id] = message
-            self.run.ctx.emit(
-                ApplyEvent("status", planned.id, job_id=claim.job_id, message=message)
-            )
+        self.coordinator.tell(planned, claim)
         await asyncio.sleep(self.claims.wait_interval)
         return None
 
@@ -277,20 +216,6 @@ class JobRunner:
             return None
         self.run.found_elsewhere.add(planned.key)
         return job
-
-    async def _rendered_elsewhere(self, planned: PlannedShot) -> CacheRecord | None:
-        """Another machine may have rendered this key since planning: the cache is asked
-        once more just before paying (only a remote layer can say yes; RenderCache.pull)."""
-        if planned.forced:
-            return None  # --replace asks for a new take, not the bucket's
-        record = await asyncio.to_thread(self.run.ctx.cache.pull, planned.key)
-        if record is not None:
-            self.run.found_elsewhere.add(planned.key)
-            message = "rendered meanwhile on another machine; from the remote cache"
-            self.run.ctx.emit(
-                ApplyEvent("status", planned.id, job_id=record.job_id, message=message)
-            )
-        return record
 
     async def _submit(self, planned: PlannedShot) -> str | Failure:
         run = self.run

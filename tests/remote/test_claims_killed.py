@@ -51,18 +51,20 @@ def test_a_machine_killed_mid_apply_costs_no_second_job_on_one_account(
     for machine in machines:
         machine.write(_spec())
     a, b, c = machines
-    victim = a.spawn("apply", "--yes")
-    # Once A holds claims and every claim names its job, no new job can start for them.
+    # A claims every shot at once (one slot per shot), so once all its claims name their
+    # jobs it starts no other: the kill cannot land between a submit and its claim's update.
+    victim = a.spawn("apply", "--yes", "--concurrency", str(SHOTS))
     wait_until(
-        lambda: (
-            any(holder.endswith(f":{victim.pid}") for holder, _ in _claims(bucket))
-            and all(job for _, job in _claims(bucket))
-        ),
+        lambda: len(_claims(bucket)) == SHOTS and all(job for _, job in _claims(bucket)),
         30,
-        "machine A holding claims whose jobs are named",
+        "machine A holding every claim, each naming its job",
     )
     others = [(m, m.spawn("apply", "--yes")) for m in (b, c)]
-    wait_until(lambda: b.log.exists() and c.log.exists(), 10, "machines B and C started")
+    wait_until(
+        lambda: all(m.log.exists() and "in flight on host" in m.log.read_text() for m in (b, c)),
+        30,
+        "machines B and C following A's jobs",
+    )
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
     for machine, process in others:
