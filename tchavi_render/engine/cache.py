@@ -144,7 +144,9 @@ class RenderCache:
         except OSError:
             return False
 
-    def put(self, record: CacheRecord) -> None:
+    def put(self, record: CacheRecord, *, share: bool = True) -> None:
+        """Make `record` the render of its key. `share`: also give it to the other machines
+        (a remote layer does; see LayeredCache.put)."""
         self.index.set(record.key, record.to_json())
 
     def pull(self, key: str) -> CacheRecord | None:

@@ -23,10 +23,17 @@ Background = Callable[..., Awaitable[Any]]
 
 
 async def download_render(
-    client: AsyncTchaviClient, cache: RenderCache, key: str, job: Job, background: Background
+    client: AsyncTchaviClient,
+    cache: RenderCache,
+    key: str,
+    job: Job,
+    background: Background,
+    *,
+    share: bool = True,
 ) -> CacheRecord:
-    """Download into the cache's temp dir, verify it decodes, then store it by digest.
-    A truncated or corrupt download is fetched again (the bytes are paid for)."""
+    """Download into the cache's temp dir, verify it decodes, then store it by digest (and
+    share it, unless `share` is False). A truncated or corrupt download is fetched again
+    (the bytes are paid for)."""
     last: Exception | None = None
     for _attempt in range(3):
         tmp = cache.tmp_dir / f"dl-{uuid.uuid4().hex}.mp4"
@@ -34,7 +41,9 @@ async def download_render(
             sha256, size = await client.download(job, tmp)
             # Decoding every frame and storing (perhaps uploading) take a while: in the
             # background, so that polls and submits go on meanwhile.
-            record: CacheRecord = await background(store_render, cache, key, job, tmp, sha256, size)
+            record: CacheRecord = await background(
+                store_render, cache, key, job, tmp, sha256, size, share
+            )
             return record
         except MediaExpired:
             tmp.unlink(missing_ok=True)
@@ -47,7 +56,7 @@ async def download_render(
 
 
 def store_render(
-    cache: RenderCache, key: str, job: Job, tmp: Path, sha256: str, size: int
+    cache: RenderCache, key: str, job: Job, tmp: Path, sha256: str, size: int, share: bool = True
 ) -> CacheRecord:
     """Check a downloaded video, then make it the cache's render of `key`."""
     check_video(tmp)
@@ -66,7 +75,7 @@ def store_render(
         resolution=output.resolution if output else None,
         created=time.time(),
     )
-    cache.put(record)
+    cache.put(record, share=share)
     failpoint("after-cache")
     return record
 

@@ -197,7 +197,7 @@ class JobRunner:
                 # and someone claims the key anew; do not ask again at once.
                 await asyncio.sleep(self.claims.wait_interval)
                 return None
-            outcome = await self._fetch(planned.key, job)
+            outcome = await self._fetch(planned.key, job, share=False)  # its holder shares it
             self.run.found_elsewhere.add(planned.key)
             return outcome
         self.coordinator.tell(planned, claim)
@@ -331,15 +331,18 @@ class JobRunner:
             )
         return job
 
-    async def _fetch(self, key: str, job: Job | Failure) -> CacheRecord | Failure:
-        """Download, verify and cache a completed job's video."""
+    async def _fetch(
+        self, key: str, job: Job | Failure, *, share: bool = True
+    ) -> CacheRecord | Failure:
+        """Download, verify and cache a completed job's video (shared unless `share` is
+        False)."""
         if isinstance(job, Failure):
             return job
         run, job_id = self.run, job.id
         try:
             async with self.downloads:
                 record = await download_render(
-                    self.client, run.ctx.cache, key, job, self.background
+                    self.client, run.ctx.cache, key, job, self.background, share=share
                 )
         except MediaExpired as exc:
             run.ctx.journal.finished(key, job_id)

@@ -47,6 +47,10 @@ def test_three_machines_on_one_account_render_thirty_shots_with_thirty_jobs(
     assert "in flight on host " in log
     assert bucket.keys("claims/") == []
     assert len(bucket.keys("records/")) == SHOTS
+    # Followers fetched the videos themselves but wrote neither object nor record again.
+    puts = [path for method, path in bucket.writes() if method == "PUT"]
+    assert len([p for p in puts if "/records/" in p]) == SHOTS
+    assert len([p for p in puts if "/objects/" in p]) == SHOTS
 
 
 def test_three_machines_on_three_accounts_render_thirty_shots_with_thirty_jobs(

@@ -309,8 +309,12 @@ class RemoteCache:
 
     def push(self, record: CacheRecord, path: Path) -> None:
         """Share a new render: its object, then its record, so a record never names a
-        missing object."""
-        self.put_object(record.sha256, path)
+        missing object. A render the bucket already has under its key (a machine that
+        followed another's job fetched the same video) writes nothing more."""
+        if not self.put_object(record.sha256, path):
+            shared = self.record(record.key, fresh=True)
+            if shared is not None and shared.sha256 == record.sha256:
+                return
         self.put_record(record)
 
     # -- small documents written under conditions (claims) ---------------------------------

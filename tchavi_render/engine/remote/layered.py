@@ -53,9 +53,11 @@ class LayeredCache(RenderCache):
         super().put(record)
         return record
 
-    def put(self, record: CacheRecord) -> None:
+    def put(self, record: CacheRecord, *, share: bool = True) -> None:
+        """Cache `record`, and upload it in read-write mode unless `share` is False (a job
+        another machine holds the claim of: its holder uploads it)."""
         super().put(record)
-        if self.remote.config.writable:
+        if share and self.remote.config.writable:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="tchavi-upload")
             upload = self._pool.submit(self._upload, record)
