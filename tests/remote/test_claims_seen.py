@@ -54,7 +54,8 @@ def test_plan_shows_a_shot_another_machine_pays_for_as_wait_and_apply_follows_it
     assert "wait" in text and "0 credits" in text
     assert "1 to wait for (paid on another machine)" in text
 
-    applied = b.apply("--json")
+    # --max-credits counts what this machine pays: following A's job fits a budget of 0.
+    applied = b.apply("--json", "--max-credits", "0")
     statuses = [e for e in _events(applied.output) if e.get("event") == "status"]
     assert any(
         e.get("job_id") == claim.job_id and "in flight on host" in (e.get("message") or "")
