@@ -1,6 +1,8 @@
-"""The final cut: rendered shots joined in sequence order into one H.264/AAC MP4, with PyAV.
+"""The final cut: rendered shots joined in sequence order into one MP4, with PyAV.
 
-Every clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
+When every clip is whole and of one format, their packets are copied (`remux.py`): nothing
+is decoded and nothing loses quality. Otherwise the cut is re-encoded to H.264/AAC: every
+clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
 frame shows the source frame showing at its time) and to 48 kHz stereo; a clip
 without sound gets silence. Each clip contributes exactly round(seconds * 24) frames and
 2000 audio samples per frame, so picture and sound stay in step across every cut.
@@ -18,6 +20,15 @@ from typing import Any
 
 from tchavi_render.atomic import atomic_path
 from tchavi_render.errors import ExportError
+from tchavi_render.remux import (
+    CannotCopy,
+    ClipFormat,
+    choose_route,
+    copy_cut,
+    open_clip,
+    read_format,
+    reencoded,
+)
 from tchavi_render.spec.shot import Location
 
 __all__ = [
@@ -76,15 +87,12 @@ class CutResult:
     width: int
     height: int
     clips: tuple[Clip, ...]
-    elapsed: float  # seconds spent encoding
-
-    @property
-    def frames(self) -> int:
-        return sum(c.frames for c in self.clips)
-
-    @property
-    def duration(self) -> float:
-        return self.frames / FPS
+    elapsed: float  # seconds spent writing the cut
+    duration: float  # seconds
+    fps: float
+    codecs: str  # "H.264 + AAC", as the summary line shows them
+    copied: bool  # the clips' packets were copied, not re-encoded
+    reason: str  # why the cut was copied or re-encoded, as one sentence
 
 
 def plan_cut(sources: Sequence[ClipSource]) -> tuple[tuple[int, int], tuple[Clip, ...]]:
@@ -112,16 +120,53 @@ def _first_index(sources: Sequence[ClipSource], size: tuple[int, int]) -> int:
     return next(i for i, s in enumerate(sources) if (s.width, s.height) == size)
 
 
-def write_cut(sources: Sequence[ClipSource], out: Path) -> CutResult:
-    """Encode the cut to `out` atomically (temp file in the same directory, fsync, rename)."""
+def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = False) -> CutResult:
+    """Write the cut to `out` atomically (temp file in the same directory, fsync, rename):
+    the clips' packets copied when they allow it and `reencode` is false, else re-encoded."""
     started = time.monotonic()
     (width, height), clips = plan_cut(sources)
     if out.is_dir():
         raise ExportError(f"{out} is a directory; pass a file name with -o, like final.mp4")
+    formats = None
+    if not reencode:
+        known: dict[Path, ClipFormat] = {}  # a shot may come back in the sequence
+        for source in sources:
+            if source.path not in known:
+                known[source.path] = read_format(source)
+        formats = [known[s.path] for s in sources]
+    route = choose_route(sources, formats)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if route.copy and formats is not None:
+        head = formats[0]
+        try:
+            with atomic_path(out) as tmp:
+                seconds = copy_cut(sources, head.audio is not None, tmp)
+        except CannotCopy as exc:
+            route = reencoded(str(exc))
+        else:
+            rate = float(head.video.rate) if head.video.rate else 0.0
+            codecs = _codec_name(head.video.codec) + (
+                f" + {_codec_name(head.audio.codec)}" if head.audio else ", no sound"
+            )
+            width, height = head.video.size
+            elapsed = time.monotonic() - started
+            return CutResult(
+                out, width, height, clips, elapsed, float(seconds), rate, codecs, True, route.reason
+            )
     with atomic_path(out) as tmp:
         _encode(clips, width, height, tmp)
-    return CutResult(out, width, height, clips, time.monotonic() - started)
+    duration = sum(c.frames for c in clips) / FPS
+    elapsed = time.monotonic() - started
+    return CutResult(
+        out, width, height, clips, elapsed, duration, FPS, "H.264 + AAC", False, route.reason
+    )
+
+
+_CODEC_NAMES = {"h264": "H.264", "hevc": "H.265", "aac": "AAC", "mpeg4": "MPEG-4", "opus": "Opus"}
+
+
+def _codec_name(codec: str) -> str:
+    return _CODEC_NAMES.get(codec, codec)
 
 
 def _encode(clips: Sequence[Clip], width: int, height: int, path: Path) -> None:
@@ -188,17 +233,6 @@ class _AudioOut:
             self.container.mux(packet)
 
 
-def _open(source: ClipSource) -> Any:
-    import av
-
-    try:
-        return av.open(str(source.path))
-    except (av.FFmpegError, OSError) as exc:
-        raise ExportError(
-            f"{source.display} (shot {source.shot_id!r}) cannot be read: {exc}"
-        ) from None
-
-
 def _decode_failed(source: ClipSource, exc: Exception) -> ExportError:
     return ExportError(
         f"{source.display} (shot {source.shot_id!r}) does not decode: {exc}. "
@@ -214,7 +248,7 @@ def _clip_audio(clip: Clip) -> tuple[bytes, bytes]:
     wanted = clip.frames * SAMPLES_PER_FRAME
     left, right = bytearray(), bytearray()
     source = clip.source
-    with _open(source) as container:
+    with open_clip(source) as container:
         if container.streams.audio:
             stream = container.streams.audio[0]
             origin = _video_origin(container)
@@ -256,7 +290,7 @@ def _clip_video(clip: Clip, width: int, height: int) -> Iterator[Any]:
     import av
 
     source = clip.source
-    with _open(source) as container:
+    with open_clip(source) as container:
         if not container.streams.video:
             raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video stream")
         stream = container.streams.video[0]

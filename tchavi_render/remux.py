@@ -1,0 +1,315 @@
+"""The lossless final cut: clips of one format joined by copying their packets, never decoded.
+
+Copying is possible when every clip's video has the same codec, codec parameters (for
+H.264: the same SPS and PPS), frame size, pixel format, frame rate and time base, when the
+clips all have sound of one format or all have none, and when no clip is trimmed. Each
+clip's packets are then moved to the end of the cut so far: its video starts exactly where
+the previous clip's last frame ends, and its sound starts with its first frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from tchavi_render.errors import ExportError
+
+if TYPE_CHECKING:
+    from tchavi_render.export import ClipSource
+
+__all__ = [
+    "AudioFormat",
+    "CannotCopy",
+    "ClipFormat",
+    "Route",
+    "VideoFormat",
+    "choose_route",
+    "copy_cut",
+    "open_clip",
+    "read_format",
+    "reencoded",
+]
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """What must be equal in every clip's video for its packets to be copied."""
+
+    codec: str
+    size: tuple[int, int]
+    pixels: str | None
+    rate: Fraction | None
+    time_base: Fraction | None
+    parameters: bytes  # the codec's extradata: for H.264, the SPS and PPS
+
+    def describe(self) -> str:
+        fps = f"{float(self.rate):.3g} fps" if self.rate else "no frame rate"
+        return f"{self.codec} {self.size[0]}x{self.size[1]} at {fps}"
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """What must be equal in every clip's sound for its packets to be copied."""
+
+    codec: str
+    rate: int
+    layout: str
+    time_base: Fraction | None
+    parameters: bytes
+
+    def describe(self) -> str:
+        return f"{self.codec} {self.rate / 1000:g} kHz {self.layout}"
+
+
+@dataclass(frozen=True)
+class ClipFormat:
+    video: VideoFormat
+    audio: AudioFormat | None  # None: the clip has no sound
+
+    def describe(self) -> str:
+        sound = f"{self.audio.describe()} sound" if self.audio else "no sound"
+        return f"{self.video.describe()} with {sound}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the cut is made, and why: a sentence the CLI prints as it is."""
+
+    copy: bool
+    reason: str
+
+
+# The words a message uses for each field that differs.
+_VIDEO_WORDS = {
+    "codec": "video codec",
+    "size": "frame size",
+    "pixels": "pixel format",
+    "rate": "frame rate",
+    "time_base": "video time base",
+    "parameters": "video codec parameters",
+}
+_AUDIO_WORDS = {
+    "codec": "sound codec",
+    "rate": "sample rate",
+    "layout": "channel layout",
+    "time_base": "sound time base",
+    "parameters": "sound codec parameters",
+}
+
+
+def reencoded(why: str) -> Route:
+    """The re-encode route, for the reason `why` (a clause naming the clip in the way)."""
+    return Route(
+        False, f"Re-encoded every clip: {why}; only whole clips of one format can be copied."
+    )
+
+
+def open_clip(source: ClipSource) -> Any:
+    """The clip's file opened with PyAV, or an ExportError naming it and what to do."""
+    import av
+
+    if source.path.is_file() and source.path.stat().st_size == 0:
+        raise ExportError(
+            f"{source.display} (shot {source.shot_id!r}) is empty (0 bytes). "
+            f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+        )
+    try:
+        return av.open(str(source.path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, av.FFmpegError) and exc.strerror else exc
+        raise ExportError(
+            f"{source.display} (shot {source.shot_id!r}) cannot be read: {reason}. "
+            f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+        ) from None
+
+
+def read_format(source: ClipSource) -> ClipFormat:
+    """The clip's format from its headers (nothing is decoded)."""
+    with open_clip(source) as container:
+        if not container.streams.video:
+            raise ExportError(
+                f"{source.display} (shot {source.shot_id!r}) has no video stream. "
+                f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+            )
+        video = container.streams.video[0]
+        ctx = video.codec_context
+        rate = video.average_rate or video.guessed_rate
+        audio: AudioFormat | None = None
+        if container.streams.audio:
+            sound = container.streams.audio[0]
+            actx = sound.codec_context
+            audio = AudioFormat(
+                codec=actx.name,
+                rate=int(actx.sample_rate or 0),
+                layout=actx.layout.name if actx.layout is not None else "unknown",
+                time_base=sound.time_base,
+                parameters=bytes(actx.extradata or b""),
+            )
+        return ClipFormat(
+            VideoFormat(
+                codec=ctx.name,
+                size=(int(ctx.width), int(ctx.height)),
+                pixels=ctx.format.name if ctx.format is not None else None,
+                rate=Fraction(rate) if rate else None,
+                time_base=video.time_base,
+                parameters=bytes(ctx.extradata or b""),
+            ),
+            audio,
+        )
+
+
+def choose_route(sources: Sequence[ClipSource], formats: Sequence[ClipFormat] | None) -> Route:
+    """Copy when every clip is whole and of the first clip's format; otherwise say what
+    stands in the way, naming the first clip that does. `formats` is None when the user
+    asked for a re-encode."""
+    if formats is None:
+        return Route(False, "Re-encoded every clip: --reencode asked for it.")
+    for source in sources:
+        if source.trim is not None:
+            return reencoded(f"shot {source.shot_id!r} is trimmed ({source.location})")
+    first, head = sources[0], formats[0]
+    for source, clip in zip(sources[1:], formats[1:], strict=True):
+        difference = _difference(first.shot_id, head, source.shot_id, clip)
+        if difference is not None:
+            return reencoded(difference)
+    count = len(sources)
+    every = "the clip is" if count == 1 else f"all {count} clips are"
+    return Route(True, f"Copied, nothing re-encoded: {every} {head.describe()}.")
+
+
+def _difference(a: str, fa: ClipFormat, b: str, fb: ClipFormat) -> str | None:
+    """How clip b's format differs from clip a's, in words; None when they are the same."""
+    what = _field_difference(fa.video, fb.video, _VIDEO_WORDS)
+    if what is not None:
+        return f"shot {b!r} differs from shot {a!r} in {what}"
+    if (fa.audio is None) != (fb.audio is None):
+        loud, silent = (a, b) if fb.audio is None else (b, a)
+        return f"shot {loud!r} has sound and shot {silent!r} has none"
+    if fa.audio is not None and fb.audio is not None:
+        what = _field_difference(fa.audio, fb.audio, _AUDIO_WORDS)
+        if what is not None:
+            return f"shot {b!r} differs from shot {a!r} in {what}"
+    return None
+
+
+def _field_difference(
+    a: VideoFormat | AudioFormat, b: VideoFormat | AudioFormat, words: dict[str, str]
+) -> str | None:
+    for field in fields(a):
+        mine, theirs = getattr(b, field.name), getattr(a, field.name)
+        if mine != theirs:
+            if field.name == "parameters":
+                return words[field.name]  # bytes say nothing to a reader
+            return f"{words[field.name]} ({_show(mine)}, not {_show(theirs)})"
+    return None
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    if isinstance(value, Fraction) and value.denominator != 1 and value > 1:
+        return f"{float(value):.3g}"
+    return str(value)
+
+
+class CannotCopy(Exception):
+    """The headers matched but the packets cannot follow each other (say, their decoding
+    delays differ): the cut is re-encoded instead, for the reason given."""
+
+
+def copy_cut(sources: Sequence[ClipSource], has_audio: bool, path: Any) -> Fraction:
+    """Write the clips' packets one clip after another into an MP4 at `path`; the cut's
+    length in seconds."""
+    import av
+
+    with av.open(str(path), "w", format="mp4", container_options={"movflags": "+faststart"}) as out:
+        with open_clip(sources[0]) as template:
+            video = out.add_stream_from_template(template.streams.video[0])
+            audio = out.add_stream_from_template(template.streams.audio[0]) if has_audio else None
+        cursor = _Cursor()
+        for index, source in enumerate(sources):
+            with open_clip(source) as container:
+                try:
+                    _copy_clip(source, container, out, video, audio, cursor, index == 0)
+                except av.FFmpegError as exc:
+                    raise ExportError(
+                        f"{source.display} (shot {source.shot_id!r}) cannot be copied: {exc}. "
+                        f"Render it again with: tchavi-render apply --replace {source.shot_id}, "
+                        "or export with --reencode"
+                    ) from None
+    return cursor.offset
+
+
+@dataclass
+class _Cursor:
+    """Where the next clip starts in the cut (seconds), and the last timestamps written."""
+
+    offset: Fraction = Fraction(0)
+    video_dts: int | None = None  # in the video stream's time base
+    audio_dts: int | None = None  # in the audio stream's time base
+
+
+def _copy_clip(
+    source: ClipSource,
+    container: Any,
+    out: Any,
+    video: Any,
+    audio: Any,
+    cursor: _Cursor,
+    first: bool,
+) -> None:
+    vin = container.streams.video[0]
+    ain = container.streams.audio[0] if audio is not None else None
+    vtb = Fraction(vin.time_base)
+    start = vin.start_time
+    # Video ticks to add: the clip's first frame lands where the cut so far ends.
+    vshift: int | None = None
+    end = 0  # in the clip's video ticks
+    if start is not None:
+        vshift = round(cursor.offset / vtb) - start
+    streams = [vin] if ain is None else [vin, ain]
+    for packet in container.demux(streams):
+        if packet.dts is None and packet.pts is None:
+            continue  # the demuxer's empty packet at the end of a stream
+        if packet.stream is vin:
+            if vshift is None:  # no start time in the header: the first packet's
+                start = packet.pts if packet.pts is not None else packet.dts
+                vshift = round(cursor.offset / vtb) - start
+            end = max(end, (packet.pts or packet.dts) + (packet.duration or 0))
+            _shift(packet, vshift)
+            if cursor.video_dts is not None and packet.dts <= cursor.video_dts:
+                raise CannotCopy(f"shot {source.shot_id!r} decodes its frames with another delay")
+            cursor.video_dts = packet.dts
+            packet.stream = video
+        elif ain is not None:
+            if vshift is None or start is None:
+                continue  # sound before any picture has nowhere to go
+            # Where the clip's first frame is, in the sound's ticks of this file.
+            atb = Fraction(ain.time_base)
+            origin = start * vtb
+            when = (packet.pts if packet.pts is not None else packet.dts) * atb
+            # The encoder's priming packets (before the first frame) belong to the first
+            # clip only: later, they would overlap the end of the clip before.
+            if not first and when < origin:
+                continue
+            _shift(packet, round((cursor.offset - origin) / atb))
+            if cursor.audio_dts is not None and packet.dts <= cursor.audio_dts:
+                continue  # sound running past the previous clip's end overlaps: keep ours
+            cursor.audio_dts = packet.dts
+            packet.stream = audio
+        out.mux(packet)
+    if start is None or vshift is None:
+        raise ExportError(
+            f"{source.display} (shot {source.shot_id!r}) has no video frames. "
+            f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+        )
+    cursor.offset += (end - start) * vtb
+
+
+def _shift(packet: Any, ticks: int) -> None:
+    if packet.pts is not None:
+        packet.pts += ticks
+    if packet.dts is not None:
+        packet.dts += ticks
