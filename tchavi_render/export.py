@@ -292,7 +292,10 @@ def _clip_video(clip: Clip, width: int, height: int) -> Iterator[Any]:
     source = clip.source
     with open_clip(source) as container:
         if not container.streams.video:
-            raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video stream")
+            raise ExportError(
+                f"{source.display} (shot {source.shot_id!r}) has no video stream. "
+                f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+            )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         emitted = 0
@@ -318,7 +321,10 @@ def _clip_video(clip: Clip, width: int, height: int) -> Iterator[Any]:
         except av.FFmpegError as exc:
             raise _decode_failed(source, exc) from None
         if current is None:
-            raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video frames")
+            raise ExportError(
+                f"{source.display} (shot {source.shot_id!r}) has no video frames. "
+                f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+            )
         fitted = fitted if fitted is not None else _fit(current, width, height)
         # The last source frame holds to the end of the clip.
         for _ in range(clip.frames - emitted):

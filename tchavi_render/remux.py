@@ -90,6 +90,7 @@ _VIDEO_WORDS = {
     "time_base": "video time base",
     "parameters": "video codec parameters",
 }
+_UNITS = {(True, "rate"): " fps", (False, "rate"): " Hz"}  # (video?, field)
 _AUDIO_WORDS = {
     "codec": "sound codec",
     "rate": "sample rate",
@@ -202,7 +203,8 @@ def _field_difference(
         if mine != theirs:
             if field.name == "parameters":
                 return words[field.name]  # bytes say nothing to a reader
-            return f"{words[field.name]} ({_show(mine)}, not {_show(theirs)})"
+            unit = _UNITS.get((words is _VIDEO_WORDS, field.name), "")
+            return f"{words[field.name]} ({_show(mine)}{unit}, not {_show(theirs)}{unit})"
     return None
 
 
@@ -267,6 +269,7 @@ def _copy_clip(
     # Video ticks to add: the clip's first frame lands where the cut so far ends.
     vshift: int | None = None
     end = 0  # in the clip's video ticks
+    longest = 0  # the longest frame, in ticks
     if start is not None:
         vshift = round(cursor.offset / vtb) - start
     streams = [vin] if ain is None else [vin, ain]
@@ -278,6 +281,7 @@ def _copy_clip(
                 start = packet.pts if packet.pts is not None else packet.dts
                 vshift = round(cursor.offset / vtb) - start
             end = max(end, (packet.pts or packet.dts) + (packet.duration or 0))
+            longest = max(longest, packet.duration or 0)
             _shift(packet, vshift)
             if cursor.video_dts is not None and packet.dts <= cursor.video_dts:
                 raise CannotCopy(f"shot {source.shot_id!r} decodes its frames with another delay")
@@ -303,6 +307,14 @@ def _copy_clip(
     if start is None or vshift is None:
         raise ExportError(
             f"{source.display} (shot {source.shot_id!r}) has no video frames. "
+            f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+        )
+    # A file cut short still demuxes, up to where it ends: its header knows better.
+    if vin.duration is not None and end - start < vin.duration - longest:
+        raise ExportError(
+            f"{source.display} (shot {source.shot_id!r}) is cut short: its header says "
+            f"{float(vin.duration * vtb):.2f} s, its frames end at "
+            f"{float((end - start) * vtb):.2f} s. "
             f"Render it again with: tchavi-render apply --replace {source.shot_id}"
         )
     cursor.offset += (end - start) * vtb
