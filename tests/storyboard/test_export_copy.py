@@ -22,6 +22,9 @@ from PIL import Image, ImageDraw
 from tchavi_render.errors import ExportError
 from tchavi_render.export import AUDIO_RATE, FPS, ClipSource, CutResult, write_cut
 from tchavi_render.spec.shot import Location
+from tests.support.specs import head
+
+from .conftest import Project
 
 WHERE = Location(Path("tchavi.yaml"), 9, 5)
 
@@ -337,3 +340,95 @@ def test_a_clip_without_frames_is_named(tmp_path: Path) -> None:
         "renders/b.mp4 (shot 'b') has no video stream. "
         "Render it again with: tchavi-render apply --replace b"
     )
+
+
+# Two 16:9 480p shots of 1 s and 2 s from the emulator: one format, so a copied cut.
+ONE_FORMAT = (
+    head(seed=5, resolution="480p", aspect_ratio='"16:9"', generate_audio=True)
+    + """\
+  - id: harbour
+    prompt: "Boats leave the harbour at dawn"
+  - id: market
+    prompt: "The market wakes up"
+    duration: 2
+"""
+)
+
+
+def test_export_copies_rendered_shots_of_one_format_and_says_so(project: Project) -> None:
+    project.write(ONE_FORMAT)
+    project.apply()
+    result = project.run("export")
+    summary, reason = result.output.splitlines()
+    assert summary.startswith("Wrote final.mp4: 2 clips, 3.00 s, 854x480 at 24 fps, H.264 + AAC (")
+    assert reason == (
+        "Copied, nothing re-encoded: all 2 clips are h264 854x480 at 24 fps "
+        "with aac 16 kHz mono sound."
+    )
+    renders = [project.root / "renders" / f"{name}.mp4" for name in ("harbour", "market")]
+    final = project.root / "final.mp4"
+    assert frame_hashes(final) == [h for render in renders for h in frame_hashes(render)]
+    assert abs(packets(final).seconds - 3.0) <= 1 / FPS
+
+
+def test_export_copies_silent_shots_too(project: Project) -> None:
+    project.write(ONE_FORMAT.replace("generate_audio: true", "generate_audio: false"))
+    project.apply()
+    summary, reason = project.run("export").output.splitlines()
+    assert summary.startswith(
+        "Wrote final.mp4: 2 clips, 3.00 s, 854x480 at 24 fps, H.264, no sound"
+    )
+    assert reason.endswith("all 2 clips are h264 854x480 at 24 fps with no sound.")
+    assert packets(project.root / "final.mp4").audio == []
+
+
+def test_export_reencode_forces_the_old_path_and_says_so(project: Project) -> None:
+    project.write(ONE_FORMAT)
+    project.apply()
+    summary, reason = project.run("export", "--reencode").output.splitlines()
+    assert summary.startswith("Wrote final.mp4: 2 clips, 3.00 s, 854x480 at 24 fps, H.264 + AAC (")
+    assert reason == "Re-encoded every clip: --reencode asked for it."
+    with av.open(str(project.root / "final.mp4")) as container:
+        assert container.streams.audio[0].rate == AUDIO_RATE
+
+
+def test_export_of_shots_with_and_without_sound_is_re_encoded_and_says_why(
+    project: Project,
+) -> None:
+    project.write(ONE_FORMAT + "    generate_audio: false\n")
+    project.apply()
+    _, reason = project.run("export").output.splitlines()
+    assert reason == (
+        "Re-encoded every clip: shot 'harbour' has sound and shot 'market' has none; "
+        "only whole clips of one format can be copied."
+    )
+
+
+def test_export_of_a_trimmed_shot_names_the_sequence_item(project: Project) -> None:
+    project.write(ONE_FORMAT + "sequence:\n  - harbour\n  - {id: market, trim: [0.5, 1.5]}\n")
+    project.apply()
+    summary, reason = project.run("export").output.splitlines()
+    assert summary.startswith("Wrote final.mp4: 2 clips, 2.00 s")
+    assert reason == (
+        "Re-encoded every clip: shot 'market' is trimmed (tchavi.yaml:18:5); "
+        "only whole clips of one format can be copied."
+    )
+
+
+def test_export_of_a_damaged_render_is_refused_naming_the_shot(project: Project) -> None:
+    # Copying never decodes, so it could not see damaged frames: the lock's sha256 does.
+    project.write(ONE_FORMAT)
+    project.apply()
+    render = project.root / "renders" / "market.mp4"
+    data = bytearray(render.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # frames the copy would carry
+    render.write_bytes(bytes(data))
+    result = project.run("export", ok=False)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot export: 1 shot is not ready:\n"
+        "  market: output missing (apply would reuse it: renders/market.mp4 was modified by "
+        "hand; restored from the cache)\n"
+        "Run `tchavi-render apply tchavi.yaml` first, then export again\n"
+    )
+    assert not (project.root / "final.mp4").exists()
