@@ -22,12 +22,10 @@ from tchavi_render.atomic import atomic_path
 from tchavi_render.errors import ExportError
 from tchavi_render.remux import (
     CannotCopy,
-    ClipFormat,
-    choose_route,
     copy_cut,
     open_clip,
-    read_format,
     reencoded,
+    route_without_reading,
 )
 from tchavi_render.spec.shot import Location
 
@@ -127,31 +125,29 @@ def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = Fals
     (width, height), clips = plan_cut(sources)
     if out.is_dir():
         raise ExportError(f"{out} is a directory; pass a file name with -o, like final.mp4")
-    formats = None
-    if not reencode:
-        known: dict[Path, ClipFormat] = {}  # a shot may come back in the sequence
-        for source in sources:
-            if source.path not in known:
-                known[source.path] = read_format(source)
-        formats = [known[s.path] for s in sources]
-    route = choose_route(sources, formats)
+    route = route_without_reading(sources, reencode=reencode)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if route.copy and formats is not None:
-        head = formats[0]
+    if route is None:
         try:
             with atomic_path(out) as tmp:
-                seconds = copy_cut(sources, head.audio is not None, tmp)
+                copied = copy_cut(sources, tmp)
         except CannotCopy as exc:
             route = reencoded(str(exc))
         else:
-            rate = float(head.video.rate) if head.video.rate else 0.0
-            codecs = _codec_name(head.video.codec) + (
-                f" + {_codec_name(head.audio.codec)}" if head.audio else ", no sound"
+            video, audio = copied.format.video, copied.format.audio
+            codecs = _codec_name(video.codec) + (
+                f" + {_codec_name(audio.codec)}" if audio is not None else ", no sound"
             )
-            width, height = head.video.size
-            elapsed = time.monotonic() - started
             return CutResult(
-                out, width, height, clips, elapsed, float(seconds), rate, codecs, True, route.reason
+                out,
+                *video.size,
+                clips,
+                time.monotonic() - started,
+                float(copied.seconds),
+                float(video.rate) if video.rate else 0.0,
+                codecs,
+                True,
+                copied.route.reason,
             )
     with atomic_path(out) as tmp:
         _encode(clips, width, height, tmp)

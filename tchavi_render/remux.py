@@ -23,13 +23,14 @@ __all__ = [
     "AudioFormat",
     "CannotCopy",
     "ClipFormat",
+    "CopiedCut",
     "Route",
     "VideoFormat",
-    "choose_route",
     "copy_cut",
     "open_clip",
     "read_format",
     "reencoded",
+    "route_without_reading",
 ]
 
 
@@ -126,58 +127,49 @@ def open_clip(source: ClipSource) -> Any:
         ) from None
 
 
-def read_format(source: ClipSource) -> ClipFormat:
+def read_format(source: ClipSource, container: Any) -> ClipFormat:
     """The clip's format from its headers (nothing is decoded)."""
-    with open_clip(source) as container:
-        if not container.streams.video:
-            raise ExportError(
-                f"{source.display} (shot {source.shot_id!r}) has no video stream. "
-                f"Render it again with: tchavi-render apply --replace {source.shot_id}"
-            )
-        video = container.streams.video[0]
-        ctx = video.codec_context
-        rate = video.average_rate or video.guessed_rate
-        audio: AudioFormat | None = None
-        if container.streams.audio:
-            sound = container.streams.audio[0]
-            actx = sound.codec_context
-            audio = AudioFormat(
-                codec=actx.name,
-                rate=int(actx.sample_rate or 0),
-                layout=actx.layout.name if actx.layout is not None else "unknown",
-                time_base=sound.time_base,
-                parameters=bytes(actx.extradata or b""),
-            )
-        return ClipFormat(
-            VideoFormat(
-                codec=ctx.name,
-                size=(int(ctx.width), int(ctx.height)),
-                pixels=ctx.format.name if ctx.format is not None else None,
-                rate=Fraction(rate) if rate else None,
-                time_base=video.time_base,
-                parameters=bytes(ctx.extradata or b""),
-            ),
-            audio,
+    if not container.streams.video:
+        raise ExportError(
+            f"{source.display} (shot {source.shot_id!r}) has no video stream. "
+            f"Render it again with: tchavi-render apply --replace {source.shot_id}"
         )
+    video = container.streams.video[0]
+    ctx = video.codec_context
+    rate = video.average_rate or video.guessed_rate
+    audio: AudioFormat | None = None
+    if container.streams.audio:
+        sound = container.streams.audio[0]
+        actx = sound.codec_context
+        audio = AudioFormat(
+            codec=actx.name,
+            rate=int(actx.sample_rate or 0),
+            layout=actx.layout.name if actx.layout is not None else "unknown",
+            time_base=sound.time_base,
+            parameters=bytes(actx.extradata or b""),
+        )
+    return ClipFormat(
+        VideoFormat(
+            codec=ctx.name,
+            size=(int(ctx.width), int(ctx.height)),
+            pixels=ctx.format.name if ctx.format is not None else None,
+            rate=Fraction(rate) if rate else None,
+            time_base=video.time_base,
+            parameters=bytes(ctx.extradata or b""),
+        ),
+        audio,
+    )
 
 
-def choose_route(sources: Sequence[ClipSource], formats: Sequence[ClipFormat] | None) -> Route:
-    """Copy when every clip is whole and of the first clip's format; otherwise say what
-    stands in the way, naming the first clip that does. `formats` is None when the user
-    asked for a re-encode."""
-    if formats is None:
+def route_without_reading(sources: Sequence[ClipSource], *, reencode: bool) -> Route | None:
+    """The re-encode route when it is known before any file is read: asked for, or a clip
+    is trimmed. None: the clips' formats decide (see `copy_cut`)."""
+    if reencode:
         return Route(False, "Re-encoded every clip: --reencode asked for it.")
     for source in sources:
         if source.trim is not None:
             return reencoded(f"shot {source.shot_id!r} is trimmed ({source.location})")
-    first, head = sources[0], formats[0]
-    for source, clip in zip(sources[1:], formats[1:], strict=True):
-        difference = _difference(first.shot_id, head, source.shot_id, clip)
-        if difference is not None:
-            return reencoded(difference)
-    count = len(sources)
-    every = "the clip is" if count == 1 else f"all {count} clips are"
-    return Route(True, f"Copied, nothing re-encoded: {every} {head.describe()}.")
+    return None
 
 
 def _difference(a: str, fa: ClipFormat, b: str, fb: ClipFormat) -> str | None:
@@ -217,22 +209,41 @@ def _show(value: object) -> str:
 
 
 class CannotCopy(Exception):
-    """The headers matched but the packets cannot follow each other (say, their decoding
-    delays differ): the cut is re-encoded instead, for the reason given."""
+    """The clips cannot be copied into one stream; the message says why, naming a clip.
+    The cut is then re-encoded instead."""
 
 
-def copy_cut(sources: Sequence[ClipSource], has_audio: bool, path: Any) -> Fraction:
-    """Write the clips' packets one clip after another into an MP4 at `path`; the cut's
-    length in seconds."""
+@dataclass(frozen=True)
+class CopiedCut:
+    format: ClipFormat  # every clip's
+    seconds: Fraction
+    route: Route
+
+
+def copy_cut(sources: Sequence[ClipSource], path: Any) -> CopiedCut:
+    """Write the clips' packets one clip after another into an MP4 at `path`. Each clip is
+    opened once: its format is checked against the first clip's as it comes, and the
+    first that differs stops the copy (CannotCopy)."""
     import av
 
+    first = sources[0]
+    head: ClipFormat | None = None
+    cursor = _Cursor()
     with av.open(str(path), "w", format="mp4", container_options={"movflags": "+faststart"}) as out:
-        with open_clip(sources[0]) as template:
-            video = out.add_stream_from_template(template.streams.video[0])
-            audio = out.add_stream_from_template(template.streams.audio[0]) if has_audio else None
-        cursor = _Cursor()
+        video: Any = None
+        audio: Any = None
         for index, source in enumerate(sources):
             with open_clip(source) as container:
+                clip = read_format(source, container)
+                if head is None:
+                    head = clip
+                    video = out.add_stream_from_template(container.streams.video[0])
+                    if clip.audio is not None:
+                        audio = out.add_stream_from_template(container.streams.audio[0])
+                else:
+                    difference = _difference(first.shot_id, head, source.shot_id, clip)
+                    if difference is not None:
+                        raise CannotCopy(difference)
                 try:
                     _copy_clip(source, container, out, video, audio, cursor, index == 0)
                 except av.FFmpegError as exc:
@@ -241,7 +252,11 @@ def copy_cut(sources: Sequence[ClipSource], has_audio: bool, path: Any) -> Fract
                         f"Render it again with: tchavi-render apply --replace {source.shot_id}, "
                         "or export with --reencode"
                     ) from None
-    return cursor.offset
+    assert head is not None  # plan_cut refuses an empty sequence
+    count = len(sources)
+    every = "the clip is" if count == 1 else f"all {count} clips are"
+    route = Route(True, f"Copied, nothing re-encoded: {every} {head.describe()}.")
+    return CopiedCut(head, cursor.offset, route)
 
 
 @dataclass
