@@ -1,7 +1,8 @@
 """The final cut: rendered shots joined in sequence order into one MP4, with PyAV.
 
-When every clip is whole and of one format, their packets are copied (`remux.py`): nothing
-is decoded and nothing loses quality. Otherwise the cut is re-encoded to H.264/AAC: every
+When every clip is whole and its video of one format, their packets are copied
+(`remux.py`): no frame is decoded and none loses quality (when the clips' sound differs,
+only the sound is made anew, below). Otherwise the cut is re-encoded to H.264/AAC: every
 clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
 frame shows the source frame showing at its time) and to 48 kHz stereo; a clip
 without sound gets silence. Each clip contributes exactly round(seconds * 24) frames and
@@ -89,7 +90,7 @@ class CutResult:
     duration: float  # seconds
     fps: float
     codecs: str  # "H.264 + AAC", as the summary line shows them
-    copied: bool  # the clips' packets were copied, not re-encoded
+    copied: bool  # the clips' video packets were copied, not re-encoded
     reason: str  # why the cut was copied or re-encoded, as one sentence
 
 
@@ -130,14 +131,15 @@ def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = Fals
     if route is None:
         try:
             with atomic_path(out) as tmp:
-                copied = copy_cut(sources, tmp)
+                copied = copy_cut(sources, tmp, _SoundTrack)
         except CannotCopy as exc:
             route = reencoded(str(exc))
         else:
             video, audio = copied.format.video, copied.format.audio
-            codecs = _codec_name(video.codec) + (
-                f" + {_codec_name(audio.codec)}" if audio is not None else ", no sound"
-            )
+            if not copied.sound_copied:
+                sound = " + AAC"
+            else:
+                sound = f" + {_codec_name(audio.codec)}" if audio is not None else ", no sound"
             return CutResult(
                 out,
                 *video.size,
@@ -145,7 +147,7 @@ def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = Fals
                 time.monotonic() - started,
                 float(copied.seconds),
                 float(video.rate) if video.rate else 0.0,
-                codecs,
+                _codec_name(video.codec) + sound,
                 True,
                 copied.route.reason,
             )
@@ -239,11 +241,15 @@ def _decode_failed(source: ClipSource, exc: Exception) -> ExportError:
 def _clip_audio(clip: Clip) -> tuple[bytes, bytes]:
     """Exactly the clip's samples (clip.frames * 2000 per channel), silence where the shot
     has none, as 32-bit float planes at 48 kHz."""
+    return _clip_sound(clip.source, clip.start, clip.frames * SAMPLES_PER_FRAME)
+
+
+def _clip_sound(source: ClipSource, start: float, wanted: int | None) -> tuple[bytes, bytes]:
+    """The shot's sound from `start` seconds of its video on, as 32-bit float planes at
+    48 kHz stereo: `wanted` samples (silence where the shot has none), or all there are."""
     import av
 
-    wanted = clip.frames * SAMPLES_PER_FRAME
     left, right = bytearray(), bytearray()
-    source = clip.source
     with open_clip(source) as container:
         if container.streams.audio:
             stream = container.streams.audio[0]
@@ -261,10 +267,54 @@ def _clip_audio(clip: Clip) -> tuple[bytes, bytes]:
             except av.FFmpegError as exc:
                 raise _decode_failed(source, exc) from None
             # Sample j of the track plays at (first - origin) + j / rate in the shot.
-            skip = round((clip.start - ((first or origin) - origin)) * AUDIO_RATE)
+            skip = round((start - ((first or origin) - origin)) * AUDIO_RATE)
             left, right = _shift(left, skip), _shift(right, skip)
+    if wanted is None:
+        return bytes(left), bytes(right)
     silence = bytes(4 * max(0, wanted - len(left) // 4))
     return (bytes(left[: wanted * 4]) + silence, bytes(right[: wanted * 4]) + silence)
+
+
+class _SoundTrack:
+    """The cut's sound made anew while its video is copied (remux.SoundWriter): AAC at
+    48 kHz stereo, each clip's sound from its first frame to its last, silence where a
+    shot has none. Sample positions come from the cut's exact times, so nothing drifts."""
+
+    description = "AAC 48 kHz stereo"
+
+    def __init__(self) -> None:
+        self.out: _AudioOut | None = None
+        self.planes = (b"", b"")
+        self.base = 0  # the sample of the cut where the current clip starts
+        self.done = 0  # samples of the current clip already pushed
+
+    def add_stream(self, out: Any) -> None:
+        stream = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        stream.bit_rate = AUDIO_BIT_RATE
+        self.out = _AudioOut(out, stream)
+
+    def begin(self, source: ClipSource, at: Fraction) -> None:
+        self.planes = _clip_sound(source, 0.0, None)
+        self.base, self.done = round(at * AUDIO_RATE), 0
+
+    def until(self, at: Fraction) -> None:
+        self._push(min(round(at * AUDIO_RATE) - self.base, len(self.planes[0]) // 4))
+
+    def end(self, at: Fraction) -> None:
+        wanted = round(at * AUDIO_RATE) - self.base
+        silence = bytes(4 * max(0, wanted - len(self.planes[0]) // 4))
+        self.planes = (self.planes[0] + silence, self.planes[1] + silence)
+        self._push(wanted)
+
+    def close(self) -> None:
+        assert self.out is not None
+        self.out.close()
+
+    def _push(self, upto: int) -> None:
+        assert self.out is not None
+        if upto > self.done:
+            self.out.push(self.planes, self.done, upto - self.done)
+            self.done = upto
 
 
 def _shift(samples: bytearray, skip: int) -> bytearray:

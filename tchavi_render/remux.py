@@ -1,18 +1,19 @@
 """The lossless final cut: clips of one format joined by copying their packets, never decoded.
 
-Copying is possible when every clip's video has the same codec, codec parameters (for
-H.264: the same SPS and PPS), frame size, pixel format, frame rate and time base, when the
-clips all have sound of one format or all have none, and when no clip is trimmed. Each
-clip's packets are then moved to the end of the cut so far: its video starts exactly where
-the previous clip's last frame ends, and its sound starts with its first frame.
+The video is copied when every clip's has the same codec, codec parameters (for H.264: the
+same SPS and PPS), frame size, pixel format, frame rate and time base, and no clip is
+trimmed. Each clip's packets are moved to the end of the cut so far: its video starts
+exactly where the previous clip's last frame ends, and its sound with its first frame.
+The sound is copied too when the clips all have sound of one format (or all have none);
+otherwise only the sound is made anew (a SoundWriter: export.py's AAC track).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tchavi_render.errors import ExportError
 
@@ -25,6 +26,7 @@ __all__ = [
     "ClipFormat",
     "CopiedCut",
     "Route",
+    "SoundWriter",
     "VideoFormat",
     "copy_cut",
     "open_clip",
@@ -172,18 +174,24 @@ def route_without_reading(sources: Sequence[ClipSource], *, reencode: bool) -> R
     return None
 
 
-def _difference(a: str, fa: ClipFormat, b: str, fb: ClipFormat) -> str | None:
+@dataclass(frozen=True)
+class _Difference:
+    text: str  # "shot 'b' differs from shot 'a' in frame size (...)"
+    video: bool  # False: only the sound differs
+
+
+def _difference(a: str, fa: ClipFormat, b: str, fb: ClipFormat) -> _Difference | None:
     """How clip b's format differs from clip a's, in words; None when they are the same."""
     what = _field_difference(fa.video, fb.video, _VIDEO_WORDS)
     if what is not None:
-        return f"shot {b!r} differs from shot {a!r} in {what}"
+        return _Difference(f"shot {b!r} differs from shot {a!r} in {what}", video=True)
     if (fa.audio is None) != (fb.audio is None):
         loud, silent = (a, b) if fb.audio is None else (b, a)
-        return f"shot {loud!r} has sound and shot {silent!r} has none"
+        return _Difference(f"shot {loud!r} has sound and shot {silent!r} has none", video=False)
     if fa.audio is not None and fb.audio is not None:
         what = _field_difference(fa.audio, fb.audio, _AUDIO_WORDS)
         if what is not None:
-            return f"shot {b!r} differs from shot {a!r} in {what}"
+            return _Difference(f"shot {b!r} differs from shot {a!r} in {what}", video=False)
     return None
 
 
@@ -215,15 +223,46 @@ class CannotCopy(Exception):
 
 @dataclass(frozen=True)
 class CopiedCut:
-    format: ClipFormat  # every clip's
+    format: ClipFormat  # the first clip's (every clip's video is the same)
     seconds: Fraction
     route: Route
+    sound_copied: bool  # False: made anew by the SoundWriter
 
 
-def copy_cut(sources: Sequence[ClipSource], path: Any) -> CopiedCut:
+class SoundWriter(Protocol):
+    """The cut's sound made anew while the video is copied (export.py's AAC track): each
+    clip's sound, or silence, from its first frame to its last."""
+
+    description: str  # "AAC 48 kHz stereo"
+
+    def add_stream(self, out: Any) -> None: ...
+    def begin(self, source: ClipSource, at: Fraction) -> None: ...
+    def until(self, at: Fraction) -> None: ...
+    def end(self, at: Fraction) -> None: ...
+    def close(self) -> None: ...
+
+
+class _SoundDiffers(Exception):
+    """A clip's sound is not the first clip's: copy again, making the sound anew."""
+
+
+def copy_cut(
+    sources: Sequence[ClipSource], path: Any, new_sound: Callable[[], SoundWriter]
+) -> CopiedCut:
     """Write the clips' packets one clip after another into an MP4 at `path`. Each clip is
-    opened once: its format is checked against the first clip's as it comes, and the
-    first that differs stops the copy (CannotCopy)."""
+    opened once: its format is checked against the first clip's as it comes. The first
+    clip whose video differs stops the copy (CannotCopy); the first whose sound differs
+    (or that has none while others have some) starts it again with the sound made by
+    `new_sound()` instead of copied."""
+    try:
+        return _copy(sources, path, None)
+    except _SoundDiffers as exc:
+        return _copy(sources, path, new_sound(), why=str(exc))
+
+
+def _copy(
+    sources: Sequence[ClipSource], path: Any, sound: SoundWriter | None, why: str = ""
+) -> CopiedCut:
     import av
 
     first = sources[0]
@@ -238,25 +277,38 @@ def copy_cut(sources: Sequence[ClipSource], path: Any) -> CopiedCut:
                 if head is None:
                     head = clip
                     video = out.add_stream_from_template(container.streams.video[0])
-                    if clip.audio is not None:
+                    if sound is not None:
+                        sound.add_stream(out)
+                    elif clip.audio is not None:
                         audio = out.add_stream_from_template(container.streams.audio[0])
                 else:
                     difference = _difference(first.shot_id, head, source.shot_id, clip)
-                    if difference is not None:
-                        raise CannotCopy(difference)
+                    if difference is not None and difference.video:
+                        raise CannotCopy(difference.text)
+                    if difference is not None and sound is None:
+                        raise _SoundDiffers(difference.text)
                 try:
-                    _copy_clip(source, container, out, video, audio, cursor, index == 0)
+                    _copy_clip(source, container, out, video, audio, sound, cursor, index == 0)
                 except av.FFmpegError as exc:
                     raise ExportError(
                         f"{source.display} (shot {source.shot_id!r}) cannot be copied: {exc}. "
                         f"Render it again with: tchavi-render apply --replace {source.shot_id}, "
                         "or export with --reencode"
                     ) from None
+        if sound is not None:
+            sound.close()
     assert head is not None  # plan_cut refuses an empty sequence
     count = len(sources)
     every = "the clip is" if count == 1 else f"all {count} clips are"
-    route = Route(True, f"Copied, nothing re-encoded: {every} {head.describe()}.")
-    return CopiedCut(head, cursor.offset, route)
+    if sound is None:
+        route = Route(True, f"Copied, nothing re-encoded: {every} {head.describe()}.")
+        return CopiedCut(head, cursor.offset, route, sound_copied=True)
+    route = Route(
+        True,
+        f"Copied the video, nothing re-encoded: {every} {head.video.describe()}. "
+        f"Re-encoded the sound ({sound.description}): {why}.",
+    )
+    return CopiedCut(head, cursor.offset, route, sound_copied=False)
 
 
 @dataclass
@@ -274,11 +326,14 @@ def _copy_clip(
     out: Any,
     video: Any,
     audio: Any,
+    sound: SoundWriter | None,
     cursor: _Cursor,
     first: bool,
 ) -> None:
     vin = container.streams.video[0]
     ain = container.streams.audio[0] if audio is not None else None
+    if sound is not None:
+        sound.begin(source, cursor.offset)
     vtb = Fraction(vin.time_base)
     start = vin.start_time
     # Video ticks to add: the clip's first frame lands where the cut so far ends.
@@ -302,6 +357,8 @@ def _copy_clip(
                 raise CannotCopy(f"shot {source.shot_id!r} decodes its frames with another delay")
             cursor.video_dts = packet.dts
             packet.stream = video
+            if sound is not None:  # the sound up to this frame goes in first: interleaved
+                sound.until(packet.dts * vtb)
         elif ain is not None:
             if vshift is None or start is None:
                 continue  # sound before any picture has nowhere to go
@@ -333,6 +390,8 @@ def _copy_clip(
             f"Render it again with: tchavi-render apply --replace {source.shot_id}"
         )
     cursor.offset += (end - start) * vtb
+    if sound is not None:
+        sound.end(cursor.offset)
 
 
 def _shift(packet: Any, ticks: int) -> None:
