@@ -237,8 +237,10 @@ def test_a_clip_whose_file_is_cut_short_is_named(tmp_path: Path) -> None:
             {"timescale": 90_000},
             "shot 'b' differs from shot 'a' in video time base (1/90000, not 1/12288)",
         ),
+        # Reordered frames change the SPS: one stream could not decode both.
+        ({}, {"bframes": 2}, "shot 'b' differs from shot 'a' in video codec parameters"),
     ],
-    ids=["size", "frame-rate", "time-base"],
+    ids=["size", "frame-rate", "time-base", "b-frames-in-one"],
 )
 def test_clips_of_different_video_formats_are_re_encoded_and_say_why(
     tmp_path: Path, first: dict[str, object], second: dict[str, object], difference: str
@@ -485,3 +487,29 @@ def test_export_of_a_damaged_render_is_refused_naming_the_shot(project: Project)
         "Run `tchavi-render apply tchavi.yaml` first, then export again\n"
     )
     assert not (project.root / "final.mp4").exists()
+
+
+def test_clips_whose_frames_are_decoded_with_another_delay_are_re_encoded(
+    tmp_path: Path,
+) -> None:
+    a = make_clip(tmp_path / "a.mp4", seed=1)
+    # b: a's very packets (same codec parameters), decoded two frames ahead of showing.
+    b_path = tmp_path / "b.mp4"
+    with (
+        av.open(str(a.path)) as source,
+        av.open(str(b_path), "w", format="mp4") as out,
+    ):
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(video=0):
+            if packet.dts is not None:
+                packet.dts -= 2 * 512  # 512 ticks a frame at 1/12288
+                packet.stream = stream
+                out.mux(packet)
+    b = replace(a, shot_id="b", path=b_path, display="b.mp4")
+    result = cut(tmp_path, [a, b])
+    assert not result.copied
+    assert result.reason == (
+        "Re-encoded every clip: shot 'b' decodes its frames with another delay; "
+        "only whole clips of one format can be copied."
+    )
+    assert len(frame_hashes(result.path)) == 2 * FPS
