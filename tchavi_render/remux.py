@@ -317,7 +317,7 @@ class _Cursor:
 
     offset: Fraction = Fraction(0)
     video_dts: int | None = None  # in the video stream's time base
-    audio_dts: int | None = None  # in the audio stream's time base
+    sound_at: Fraction | None = None  # where the next copied sound packet plays (seconds)
 
 
 def _copy_clip(
@@ -343,6 +343,12 @@ def _copy_clip(
     if start is not None:
         vshift = round(cursor.offset / vtb) - start
     streams = [vin] if ain is None else [vin, ain]
+    clip_end: Fraction | None = None  # where the clip's last frame ends in the cut
+    if ain is not None:
+        if vin.duration is None:
+            raise _SoundDiffers(f"the length of shot {source.shot_id!r} is not in its header")
+        clip_end = cursor.offset + vin.duration * vtb
+        clip_sound = cursor.sound_at
     for packet in container.demux(streams):
         if packet.dts is None and packet.pts is None:
             continue  # the demuxer's empty packet at the end of a stream
@@ -360,20 +366,10 @@ def _copy_clip(
             if sound is not None:  # the sound up to this frame goes in first: interleaved
                 sound.until(packet.dts * vtb)
         elif ain is not None:
-            if vshift is None or start is None:
+            if start is None:
                 continue  # sound before any picture has nowhere to go
-            # Where the clip's first frame is, in the sound's ticks of this file.
-            atb = Fraction(ain.time_base)
-            origin = start * vtb
-            when = (packet.pts if packet.pts is not None else packet.dts) * atb
-            # The encoder's priming packets (before the first frame) belong to the first
-            # clip only: later, they would overlap the end of the clip before.
-            if not first and when < origin:
+            if not _place_sound(source, packet, ain, start * vtb, clip_end, cursor, first):
                 continue
-            _shift(packet, round((cursor.offset - origin) / atb))
-            if cursor.audio_dts is not None and packet.dts <= cursor.audio_dts:
-                continue  # sound running past the previous clip's end overlaps: keep ours
-            cursor.audio_dts = packet.dts
             packet.stream = audio
         out.mux(packet)
     if start is None or vshift is None:
@@ -392,6 +388,57 @@ def _copy_clip(
     cursor.offset += (end - start) * vtb
     if sound is not None:
         sound.end(cursor.offset)
+    if ain is not None and clip_end is not None:
+        frame = _packet_seconds(ain)
+        if cursor.sound_at is None or cursor.sound_at == clip_sound:
+            raise _SoundDiffers(f"shot {source.shot_id!r} has no sound packets")
+        if cursor.sound_at + frame / 2 < clip_end:
+            raise _SoundDiffers(f"the sound of shot {source.shot_id!r} ends before its video")
+
+
+def _packet_seconds(stream: Any) -> Fraction:
+    """How long one packet of this sound plays (AAC: 1024 samples)."""
+    ctx = stream.codec_context
+    return Fraction(ctx.frame_size or 1024, ctx.sample_rate)
+
+
+def _place_sound(
+    source: ClipSource,
+    packet: Any,
+    stream: Any,
+    origin: Fraction,
+    clip_end: Fraction | None,
+    cursor: _Cursor,
+    first: bool,
+) -> bool:
+    """Time a copied sound packet in the cut; False when it is left out.
+
+    Packets follow each other without gap or overlap, whole (an AAC packet cannot be
+    cut, and MP4 cannot hide part of one between two others), so every player hears the
+    same timeline. At the end of each clip, the packets that would play mostly after its
+    last frame are left out: each clip's sound then starts within half a packet of its
+    first frame (±32 ms at 16 kHz, ±11 ms at 48 kHz), and the error never adds up.
+    """
+    assert clip_end is not None
+    tb = Fraction(stream.time_base)
+    frame = _packet_seconds(stream)
+    when = (packet.pts if packet.pts is not None else packet.dts) * tb - origin
+    # The encoder's priming (before the first frame) is the first clip's only: later, it
+    # would play over the end of the clip before.
+    if when < 0 and not first:
+        return False
+    if cursor.sound_at is None:
+        cursor.sound_at = cursor.offset + when
+    # A packet placed more than a packet away from its own time: the sound starts late, or
+    # has a gap. Copied, it would play out of step.
+    if abs(cursor.sound_at - (cursor.offset + when)) > frame:
+        raise _SoundDiffers(f"the sound of shot {source.shot_id!r} is not in step with its video")
+    if cursor.sound_at + frame / 2 > clip_end:
+        return False
+    packet.pts = packet.dts = round(cursor.sound_at / tb)
+    packet.duration = round(frame / tb)
+    cursor.sound_at += frame
+    return True
 
 
 def _shift(packet: Any, ticks: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ WHERE = Location(Path("tchavi.yaml"), 9, 5)
 class Sound:
     rate: int = 16_000
     layout: str = "mono"
+    delay: float = 0.0  # seconds of the clip before the sound starts
 
 
 def make_clip(
@@ -101,7 +103,7 @@ def _tone(
         frame = av.AudioFrame(format="flt", layout=sound.layout, samples=count)
         frame.planes[0].update(wave.tobytes())
         frame.sample_rate = sound.rate
-        frame.pts = done
+        frame.pts = done + round(sound.delay * sound.rate)
         frame.time_base = Fraction(1, sound.rate)
         for packet in stream.encode(frame):
             container.mux(packet)
@@ -183,14 +185,30 @@ def test_whole_clips_of_one_format_are_copied_frame_for_frame(
     if sound is None:
         assert joined.audio == []
         return
-    # The sound is copied too, less the priming of every clip but the first (it would
-    # overlap the clip before), and each clip's sound starts with its first frame.
-    expected = packets(a.path).audio
-    for source in sequence[1:]:
-        expected += packets(source.path).audio[starting_before_zero(source.path) :]
-    assert joined.audio == expected
-    for start in (1.0, 1.5, 2.5):
-        assert Fraction(start) in joined.audio_starts
+    # The sound is copied too: packet after packet, without gap or overlap (each 1024
+    # samples); every clip's own packets in order, less the priming of every clip but the
+    # first (it would play over the clip before) and a last packet that would play mostly
+    # after the clip's last frame. So each clip's sound starts within half a packet of its
+    # first frame, at every cut.
+    packet_seconds = Fraction(1024, 16_000)
+    starts = joined.audio_starts
+    assert all(b - a == packet_seconds for a, b in itertools.pairwise(starts))
+    position = 0
+    for source, clip_start in zip(sequence, (0, 1, 1.5, 2.5), strict=True):
+        own = packets(source.path).audio
+        if position:
+            own = own[starting_before_zero(source.path) :]
+            assert abs(starts[position] - Fraction(clip_start)) <= packet_seconds / 2
+        taken = 0
+        while (
+            position < len(joined.audio)
+            and taken < len(own)
+            and joined.audio[position] == own[taken]
+        ):
+            position, taken = position + 1, taken + 1
+        assert taken >= len(own) - 1, (source.shot_id, taken, len(own))
+    assert position == len(joined.audio)
+    assert abs(starts[-1] + packet_seconds - Fraction(3.5)) <= packet_seconds / 2
 
 
 def index_first(clip: ClipSource) -> bytes:
@@ -285,8 +303,13 @@ def loudest(samples: array.array[float], start: float, end: float) -> float:
             Sound(48_000, "stereo"),
             "shot 'b' differs from shot 'a' in sample rate (48000 Hz, not 16000 Hz)",
         ),
+        (
+            Sound(),
+            Sound(delay=0.25),
+            "the sound of shot 'b' is not in step with its video",
+        ),
     ],
-    ids=["sound-in-b-only", "sound-in-a-only", "sound-formats"],
+    ids=["sound-in-b-only", "sound-in-a-only", "sound-formats", "sound-late"],
 )
 def test_clips_whose_sound_differs_keep_their_video_and_get_new_sound(
     tmp_path: Path, first: Sound | None, second: Sound | None, difference: str
@@ -311,6 +334,8 @@ def test_clips_whose_sound_differs_keep_their_video_and_get_new_sound(
         level = loudest(samples, start + 0.05, end - 0.05)
         sound = first if source is a else second
         assert (level > 0.1) if sound is not None else (level < 0.001), (source.shot_id, level)
+    if second is not None and second.delay:
+        assert loudest(samples, 1.05, 1.2) < 0.001  # b's sound starts 0.25 s into b, in step
 
 
 def test_a_trimmed_clip_is_re_encoded_naming_its_sequence_item(tmp_path: Path) -> None:
