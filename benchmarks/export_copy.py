@@ -188,8 +188,9 @@ def compare_cuts(ours: Path, theirs: Path) -> str:
     assert v1 == v2, (v1, v2)
     return (
         f"Both cuts hold {v1} frames; export's lasts {s1:.3f} s, ffmpeg's {s2:.3f} s; "
-        f"{a1} sound packets against ffmpeg's {a2} (ffmpeg also keeps every later clip's "
-        "encoder priming, which plays on top of the end of the clip before)."
+        f"{a1} sound packets against ffmpeg's {a2} (ffmpeg keeps every packet; export "
+        "leaves out each later clip's encoder priming and any last packet that would play "
+        "mostly after its clip's last frame)."
     )
 
 
