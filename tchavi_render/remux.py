@@ -317,7 +317,7 @@ class _Cursor:
 
     offset: Fraction = Fraction(0)
     video_dts: int | None = None  # in the video stream's time base
-    sound_at: Fraction | None = None  # where the next copied sound packet plays (seconds)
+    sound_at: int | None = None  # where the next copied sound packet plays (its ticks)
 
 
 def _copy_clip(
@@ -343,12 +343,7 @@ def _copy_clip(
     if start is not None:
         vshift = round(cursor.offset / vtb) - start
     streams = [vin] if ain is None else [vin, ain]
-    clip_end: Fraction | None = None  # where the clip's last frame ends in the cut
-    if ain is not None:
-        if vin.duration is None:
-            raise _SoundDiffers(f"the length of shot {source.shot_id!r} is not in its header")
-        clip_end = cursor.offset + vin.duration * vtb
-        clip_sound = cursor.sound_at
+    copied: _CopiedSound | None = None
     for packet in container.demux(streams):
         if packet.dts is None and packet.pts is None:
             continue  # the demuxer's empty packet at the end of a stream
@@ -368,7 +363,11 @@ def _copy_clip(
         elif ain is not None:
             if start is None:
                 continue  # sound before any picture has nowhere to go
-            if not _place_sound(source, packet, ain, start * vtb, clip_end, cursor, first):
+            if copied is None:
+                if vin.duration is None:
+                    raise _SoundDiffers(f"shot {source.shot_id!r} has no length in its header")
+                copied = _CopiedSound(source, ain, start * vtb, vin.duration * vtb, cursor, first)
+            if not copied.place(packet):
                 continue
             packet.stream = audio
         out.mux(packet)
@@ -388,57 +387,71 @@ def _copy_clip(
     cursor.offset += (end - start) * vtb
     if sound is not None:
         sound.end(cursor.offset)
-    if ain is not None and clip_end is not None:
-        frame = _packet_seconds(ain)
-        if cursor.sound_at is None or cursor.sound_at == clip_sound:
+    if ain is not None:
+        if copied is None:
             raise _SoundDiffers(f"shot {source.shot_id!r} has no sound packets")
-        if cursor.sound_at + frame / 2 < clip_end:
-            raise _SoundDiffers(f"the sound of shot {source.shot_id!r} ends before its video")
+        cursor.sound_at = copied.finish()
 
 
-def _packet_seconds(stream: Any) -> Fraction:
-    """How long one packet of this sound plays (AAC: 1024 samples)."""
-    ctx = stream.codec_context
-    return Fraction(ctx.frame_size or 1024, ctx.sample_rate)
-
-
-def _place_sound(
-    source: ClipSource,
-    packet: Any,
-    stream: Any,
-    origin: Fraction,
-    clip_end: Fraction | None,
-    cursor: _Cursor,
-    first: bool,
-) -> bool:
-    """Time a copied sound packet in the cut; False when it is left out.
+class _CopiedSound:
+    """One clip's sound packets timed in the cut, in ticks of the sound's time base (the
+    same for every clip, or the sound would not be copied).
 
     Packets follow each other without gap or overlap, whole (an AAC packet cannot be
     cut, and MP4 cannot hide part of one between two others), so every player hears the
-    same timeline. At the end of each clip, the packets that would play mostly after its
-    last frame are left out: each clip's sound then starts within half a packet of its
+    same timeline. At the end of each clip, a packet that would play mostly after its
+    last frame is left out: each clip's sound then starts within half a packet of its
     first frame (±32 ms at 16 kHz, ±11 ms at 48 kHz), and the error never adds up.
     """
-    assert clip_end is not None
-    tb = Fraction(stream.time_base)
-    frame = _packet_seconds(stream)
-    when = (packet.pts if packet.pts is not None else packet.dts) * tb - origin
-    # The encoder's priming (before the first frame) is the first clip's only: later, it
-    # would play over the end of the clip before.
-    if when < 0 and not first:
-        return False
-    if cursor.sound_at is None:
-        cursor.sound_at = cursor.offset + when
-    # A packet placed more than a packet away from its own time: the sound starts late, or
-    # has a gap. Copied, it would play out of step.
-    if abs(cursor.sound_at - (cursor.offset + when)) > frame:
-        raise _SoundDiffers(f"the sound of shot {source.shot_id!r} is not in step with its video")
-    if cursor.sound_at + frame / 2 > clip_end:
-        return False
-    packet.pts = packet.dts = round(cursor.sound_at / tb)
-    packet.duration = round(frame / tb)
-    cursor.sound_at += frame
-    return True
+
+    def __init__(
+        self,
+        source: ClipSource,
+        stream: Any,
+        origin: Fraction,
+        length: Fraction,
+        cursor: _Cursor,
+        first: bool,
+    ) -> None:
+        tb = Fraction(stream.time_base)
+        ctx = stream.codec_context
+        self.shot_id = source.shot_id
+        self.frame = round(Fraction(ctx.frame_size or 1024, ctx.sample_rate) / tb)
+        self.origin = round(origin / tb)  # the clip's first frame, in the file
+        self.offset = round(cursor.offset / tb)  # the clip's first frame, in the cut
+        self.end = round((cursor.offset + length) / tb)  # its last frame's end, in the cut
+        self.at = cursor.sound_at  # where the next packet plays in the cut
+        self.placed = 0
+        self.first = first
+
+    def place(self, packet: Any) -> bool:
+        """Time the packet in the cut; False when it is left out."""
+        when = (packet.pts if packet.pts is not None else packet.dts) - self.origin
+        # The encoder's priming (before the first frame) is the first clip's only: later,
+        # it would play over the end of the clip before.
+        if when < 0 and not self.first:
+            return False
+        if self.at is None:
+            self.at = self.offset + when
+        # More than a packet away from its own time: the sound starts late or has a gap,
+        # and copied it would play out of step.
+        if abs(self.at - (self.offset + when)) > self.frame:
+            raise _SoundDiffers(f"the sound of shot {self.shot_id!r} is not in step with its video")
+        if 2 * self.at + self.frame > 2 * self.end:
+            return False
+        packet.pts = packet.dts = self.at
+        packet.duration = self.frame
+        self.at += self.frame
+        self.placed += 1
+        return True
+
+    def finish(self) -> int:
+        """Where the next clip's sound goes; raises when this clip's ended too soon."""
+        if self.at is None or not self.placed:
+            raise _SoundDiffers(f"shot {self.shot_id!r} has no sound packets")
+        if 2 * self.at + self.frame < 2 * self.end:
+            raise _SoundDiffers(f"the sound of shot {self.shot_id!r} ends before its video")
+        return self.at
 
 
 def _shift(packet: Any, ticks: int) -> None:
