@@ -141,22 +141,30 @@ def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = Fals
             else:
                 sound = f" + {_codec_name(audio.codec)}" if audio is not None else ", no sound"
             return CutResult(
-                out,
-                *video.size,
-                clips,
-                time.monotonic() - started,
-                float(copied.seconds),
-                float(video.rate) if video.rate else 0.0,
-                _codec_name(video.codec) + sound,
-                True,
-                copied.route.reason,
+                path=out,
+                width=video.size[0],
+                height=video.size[1],
+                clips=clips,
+                elapsed=time.monotonic() - started,
+                duration=float(copied.seconds),
+                fps=float(video.rate) if video.rate else 0.0,
+                codecs=_codec_name(video.codec) + sound,
+                copied=True,
+                reason=copied.route.reason,
             )
     with atomic_path(out) as tmp:
         _encode(clips, width, height, tmp)
-    duration = sum(c.frames for c in clips) / FPS
-    elapsed = time.monotonic() - started
     return CutResult(
-        out, width, height, clips, elapsed, duration, FPS, "H.264 + AAC", False, route.reason
+        path=out,
+        width=width,
+        height=height,
+        clips=clips,
+        elapsed=time.monotonic() - started,
+        duration=sum(c.frames for c in clips) / FPS,
+        fps=FPS,
+        codecs="H.264 + AAC",
+        copied=False,
+        reason=route.reason,
     )
 
 

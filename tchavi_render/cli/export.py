@@ -44,10 +44,11 @@ def export(
     """Join the rendered shots into one MP4, in the order of the spec's `sequence:`.
 
     Without `sequence:`, every shot is used whole, in storyboard order. When every clip is
-    whole and of one format, their packets are copied: fast, and no quality is lost.
-    Otherwise (or with --reencode) every clip is scaled and letterboxed to one frame size,
-    at 24 fps, H.264 with AAC sound (silence where a shot has none). The output says which
-    was done and why. Refuses when a shot is not rendered or out of date.
+    whole and its video of one format, their packets are copied: fast, and no quality is
+    lost (when only their sound differs, only the sound is made anew). Otherwise, or with
+    --reencode, every clip is scaled and letterboxed to one frame size, at 24 fps, H.264
+    with AAC sound (silence where a shot has none). The output says which was done and
+    why. Refuses when a shot is not rendered or out of date.
     """
     from tchavi_render.cli.output import warning as show_warning
     from tchavi_render.engine.status import require_ready, shot_states
