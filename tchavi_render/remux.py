@@ -84,22 +84,21 @@ class Route:
     reason: str
 
 
-# The words a message uses for each field that differs.
+# How a message names each field that differs, and the unit of its values.
 _VIDEO_WORDS = {
-    "codec": "video codec",
-    "size": "frame size",
-    "pixels": "pixel format",
-    "rate": "frame rate",
-    "time_base": "video time base",
-    "parameters": "video codec parameters",
+    "codec": ("video codec", ""),
+    "size": ("frame size", ""),
+    "pixels": ("pixel format", ""),
+    "rate": ("frame rate", " fps"),
+    "time_base": ("video time base", ""),
+    "parameters": ("video codec parameters", ""),
 }
-_UNITS = {(True, "rate"): " fps", (False, "rate"): " Hz"}  # (video?, field)
 _AUDIO_WORDS = {
-    "codec": "sound codec",
-    "rate": "sample rate",
-    "layout": "channel layout",
-    "time_base": "sound time base",
-    "parameters": "sound codec parameters",
+    "codec": ("sound codec", ""),
+    "rate": ("sample rate", " Hz"),
+    "layout": ("channel layout", ""),
+    "time_base": ("sound time base", ""),
+    "parameters": ("sound codec parameters", ""),
 }
 
 
@@ -196,15 +195,17 @@ def _difference(a: str, fa: ClipFormat, b: str, fb: ClipFormat) -> _Difference |
 
 
 def _field_difference(
-    a: VideoFormat | AudioFormat, b: VideoFormat | AudioFormat, words: dict[str, str]
+    a: VideoFormat | AudioFormat,
+    b: VideoFormat | AudioFormat,
+    words: dict[str, tuple[str, str]],
 ) -> str | None:
     for field in fields(a):
         mine, theirs = getattr(b, field.name), getattr(a, field.name)
         if mine != theirs:
+            name, unit = words[field.name]
             if field.name == "parameters":
-                return words[field.name]  # bytes say nothing to a reader
-            unit = _UNITS.get((words is _VIDEO_WORDS, field.name), "")
-            return f"{words[field.name]} ({_show(mine)}{unit}, not {_show(theirs)}{unit})"
+                return name  # bytes say nothing to a reader
+            return f"{name} ({_show(mine)}{unit}, not {_show(theirs)}{unit})"
     return None
 
 
