@@ -306,7 +306,7 @@ def _copy(
         return CopiedCut(head, cursor.offset, route, sound_copied=True)
     route = Route(
         True,
-        f"Copied the video, nothing re-encoded: {every} {head.video.describe()}. "
+        f"Copied the video, not one frame re-encoded: {every} {head.video.describe()}. "
         f"Re-encoded the sound ({sound.description}): {why}.",
     )
     return CopiedCut(head, cursor.offset, route, sound_copied=False)

@@ -325,7 +325,7 @@ def test_clips_whose_sound_differs_keep_their_video_and_get_new_sound(
     result = cut(tmp_path, sequence)
     assert result.copied
     assert result.reason == (
-        "Copied the video, nothing re-encoded: all 3 clips are h264 128x72 at 24 fps. "
+        "Copied the video, not one frame re-encoded: all 3 clips are h264 128x72 at 24 fps. "
         f"Re-encoded the sound (AAC 48 kHz stereo): {difference}."
     )
     assert result.codecs == "H.264 + AAC"
@@ -478,7 +478,7 @@ def test_export_of_shots_with_and_without_sound_copies_the_video_and_says_why(
     summary, reason = project.run("export").output.splitlines()
     assert summary.startswith("Wrote final.mp4: 2 clips, 3.00 s, 854x480 at 24 fps, H.264 + AAC (")
     assert reason == (
-        "Copied the video, nothing re-encoded: all 2 clips are h264 854x480 at 24 fps. "
+        "Copied the video, not one frame re-encoded: all 2 clips are h264 854x480 at 24 fps. "
         "Re-encoded the sound (AAC 48 kHz stereo): shot 'harbour' has sound and shot "
         "'market' has none."
     )
