@@ -126,6 +126,12 @@ def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = Fals
     (width, height), clips = plan_cut(sources)
     if out.is_dir():
         raise ExportError(f"{out} is a directory; pass a file name with -o, like final.mp4")
+    for source in sources:
+        if out.resolve() == source.path.resolve():
+            raise ExportError(
+                f"{out} is the render of shot {source.shot_id!r}: the cut would replace it. "
+                "Write the cut to another file with -o, like final.mp4"
+            )
     route = route_without_reading(sources, reencode=reencode)
     out.parent.mkdir(parents=True, exist_ok=True)
     if route is None:

@@ -544,3 +544,17 @@ def test_clips_whose_frames_are_decoded_with_another_delay_are_re_encoded(
         "only whole clips of one format can be copied."
     )
     assert len(frame_hashes(result.path)) == 2 * FPS
+
+
+def test_export_over_a_render_is_refused_and_the_render_kept(project: Project) -> None:
+    project.write(ONE_FORMAT)
+    project.apply()
+    render = project.root / "renders" / "market.mp4"
+    before = render.read_bytes()
+    result = project.run("export", "-o", "renders/market.mp4", ok=False)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: renders/market.mp4 is the render of shot 'market': the cut would replace it. "
+        "Write the cut to another file with -o, like final.mp4\n"
+    )
+    assert render.read_bytes() == before
