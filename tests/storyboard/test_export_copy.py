@@ -169,7 +169,11 @@ def starting_before_zero(path: Path) -> int:
 
 
 @pytest.mark.parametrize("bframes", [0, 2], ids=["no-b-frames", "b-frames"])
-@pytest.mark.parametrize("sound", [None, Sound()], ids=["silent", "sound"])
+@pytest.mark.parametrize(
+    "sound",
+    [None, Sound(), Sound(48_000, "stereo")],
+    ids=["silent", "sound-16k-mono", "sound-48k-stereo"],
+)
 def test_whole_clips_of_one_format_are_copied_frame_for_frame(
     tmp_path: Path, bframes: int, sound: Sound | None
 ) -> None:
@@ -195,7 +199,7 @@ def test_whole_clips_of_one_format_are_copied_frame_for_frame(
     # first (it would play over the clip before) and a last packet that would play mostly
     # after the clip's last frame. So each clip's sound starts within half a packet of its
     # first frame, at every cut.
-    packet_seconds = Fraction(1024, 16_000)
+    packet_seconds = Fraction(1024, sound.rate)
     starts = joined.audio_starts
     assert all(b - a == packet_seconds for a, b in itertools.pairwise(starts))
     position = 0
