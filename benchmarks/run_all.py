@@ -5,7 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SCRIPTS = ("cli_start", "plan_scale", "apply_throughput", "request_economy", "memory")
+SCRIPTS = (
+    "cli_start",
+    "plan_scale",
+    "apply_throughput",
+    "request_economy",
+    "memory",
+    "export_copy",
+)
 
 
 def main() -> None:

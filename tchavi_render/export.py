@@ -1,6 +1,9 @@
-"""The final cut: rendered shots joined in sequence order into one H.264/AAC MP4, with PyAV.
+"""The final cut: rendered shots joined in sequence order into one MP4, with PyAV.
 
-Every clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
+When every clip is whole and its video of one format, their packets are copied
+(`remux.py`): no frame is decoded and none loses quality (when the clips' sound differs,
+only the sound is made anew, below). Otherwise the cut is re-encoded to H.264/AAC: every
+clip is scaled to fit one frame size and letterboxed, resampled to 24 fps (each output
 frame shows the source frame showing at its time) and to 48 kHz stereo; a clip
 without sound gets silence. Each clip contributes exactly round(seconds * 24) frames and
 2000 audio samples per frame, so picture and sound stay in step across every cut.
@@ -18,6 +21,13 @@ from typing import Any
 
 from tchavi_render.atomic import atomic_path
 from tchavi_render.errors import ExportError
+from tchavi_render.remux import (
+    CannotCopy,
+    copy_cut,
+    open_clip,
+    reencoded,
+    route_without_reading,
+)
 from tchavi_render.spec.shot import Location
 
 __all__ = [
@@ -76,15 +86,12 @@ class CutResult:
     width: int
     height: int
     clips: tuple[Clip, ...]
-    elapsed: float  # seconds spent encoding
-
-    @property
-    def frames(self) -> int:
-        return sum(c.frames for c in self.clips)
-
-    @property
-    def duration(self) -> float:
-        return self.frames / FPS
+    elapsed: float  # seconds spent writing the cut
+    duration: float  # seconds
+    fps: float
+    codecs: str  # "H.264 + AAC", as the summary line shows them
+    copied: bool  # the clips' video packets were copied, not re-encoded
+    reason: str  # why the cut was copied or re-encoded, as one sentence
 
 
 def plan_cut(sources: Sequence[ClipSource]) -> tuple[tuple[int, int], tuple[Clip, ...]]:
@@ -112,16 +119,66 @@ def _first_index(sources: Sequence[ClipSource], size: tuple[int, int]) -> int:
     return next(i for i, s in enumerate(sources) if (s.width, s.height) == size)
 
 
-def write_cut(sources: Sequence[ClipSource], out: Path) -> CutResult:
-    """Encode the cut to `out` atomically (temp file in the same directory, fsync, rename)."""
+def write_cut(sources: Sequence[ClipSource], out: Path, *, reencode: bool = False) -> CutResult:
+    """Write the cut to `out` atomically (temp file in the same directory, fsync, rename):
+    the clips' packets copied when they allow it and `reencode` is false, else re-encoded."""
     started = time.monotonic()
     (width, height), clips = plan_cut(sources)
     if out.is_dir():
         raise ExportError(f"{out} is a directory; pass a file name with -o, like final.mp4")
+    for source in sources:
+        if out.resolve() == source.path.resolve():
+            raise ExportError(
+                f"{out} is the render of shot {source.shot_id!r}: the cut would replace it. "
+                "Write the cut to another file with -o, like final.mp4"
+            )
+    route = route_without_reading(sources, reencode=reencode)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if route is None:
+        try:
+            with atomic_path(out) as tmp:
+                copied = copy_cut(sources, tmp, _SoundTrack)
+        except CannotCopy as exc:
+            route = reencoded(str(exc))
+        else:
+            video, audio = copied.format.video, copied.format.audio
+            if not copied.sound_copied:
+                sound = " + AAC"
+            else:
+                sound = f" + {_codec_name(audio.codec)}" if audio is not None else ", no sound"
+            return CutResult(
+                path=out,
+                width=video.size[0],
+                height=video.size[1],
+                clips=clips,
+                elapsed=time.monotonic() - started,
+                duration=float(copied.seconds),
+                fps=float(video.rate) if video.rate else 0.0,
+                codecs=_codec_name(video.codec) + sound,
+                copied=True,
+                reason=copied.route.reason,
+            )
     with atomic_path(out) as tmp:
         _encode(clips, width, height, tmp)
-    return CutResult(out, width, height, clips, time.monotonic() - started)
+    return CutResult(
+        path=out,
+        width=width,
+        height=height,
+        clips=clips,
+        elapsed=time.monotonic() - started,
+        duration=sum(c.frames for c in clips) / FPS,
+        fps=FPS,
+        codecs="H.264 + AAC",
+        copied=False,
+        reason=route.reason,
+    )
+
+
+_CODEC_NAMES = {"h264": "H.264", "hevc": "H.265", "aac": "AAC", "mpeg4": "MPEG-4", "opus": "Opus"}
+
+
+def _codec_name(codec: str) -> str:
+    return _CODEC_NAMES.get(codec, codec)
 
 
 def _encode(clips: Sequence[Clip], width: int, height: int, path: Path) -> None:
@@ -188,17 +245,6 @@ class _AudioOut:
             self.container.mux(packet)
 
 
-def _open(source: ClipSource) -> Any:
-    import av
-
-    try:
-        return av.open(str(source.path))
-    except (av.FFmpegError, OSError) as exc:
-        raise ExportError(
-            f"{source.display} (shot {source.shot_id!r}) cannot be read: {exc}"
-        ) from None
-
-
 def _decode_failed(source: ClipSource, exc: Exception) -> ExportError:
     return ExportError(
         f"{source.display} (shot {source.shot_id!r}) does not decode: {exc}. "
@@ -209,12 +255,16 @@ def _decode_failed(source: ClipSource, exc: Exception) -> ExportError:
 def _clip_audio(clip: Clip) -> tuple[bytes, bytes]:
     """Exactly the clip's samples (clip.frames * 2000 per channel), silence where the shot
     has none, as 32-bit float planes at 48 kHz."""
+    return _clip_sound(clip.source, clip.start, clip.frames * SAMPLES_PER_FRAME)
+
+
+def _clip_sound(source: ClipSource, start: float, wanted: int | None) -> tuple[bytes, bytes]:
+    """The shot's sound from `start` seconds of its video on, as 32-bit float planes at
+    48 kHz stereo: `wanted` samples (silence where the shot has none), or all there are."""
     import av
 
-    wanted = clip.frames * SAMPLES_PER_FRAME
     left, right = bytearray(), bytearray()
-    source = clip.source
-    with _open(source) as container:
+    with open_clip(source) as container:
         if container.streams.audio:
             stream = container.streams.audio[0]
             origin = _video_origin(container)
@@ -231,10 +281,54 @@ def _clip_audio(clip: Clip) -> tuple[bytes, bytes]:
             except av.FFmpegError as exc:
                 raise _decode_failed(source, exc) from None
             # Sample j of the track plays at (first - origin) + j / rate in the shot.
-            skip = round((clip.start - ((first or origin) - origin)) * AUDIO_RATE)
+            skip = round((start - ((first or origin) - origin)) * AUDIO_RATE)
             left, right = _shift(left, skip), _shift(right, skip)
+    if wanted is None:
+        return bytes(left), bytes(right)
     silence = bytes(4 * max(0, wanted - len(left) // 4))
     return (bytes(left[: wanted * 4]) + silence, bytes(right[: wanted * 4]) + silence)
+
+
+class _SoundTrack:
+    """The cut's sound made anew while its video is copied (remux.SoundWriter): AAC at
+    48 kHz stereo, each clip's sound from its first frame to its last, silence where a
+    shot has none. Sample positions come from the cut's exact times, so nothing drifts."""
+
+    description = "AAC 48 kHz stereo"
+
+    def __init__(self) -> None:
+        self.out: _AudioOut | None = None
+        self.planes = (b"", b"")
+        self.base = 0  # the sample of the cut where the current clip starts
+        self.done = 0  # samples of the current clip already pushed
+
+    def add_stream(self, out: Any) -> None:
+        stream = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        stream.bit_rate = AUDIO_BIT_RATE
+        self.out = _AudioOut(out, stream)
+
+    def begin(self, source: ClipSource, at: Fraction) -> None:
+        self.planes = _clip_sound(source, 0.0, None)
+        self.base, self.done = round(at * AUDIO_RATE), 0
+
+    def until(self, at: Fraction) -> None:
+        self._push(min(round(at * AUDIO_RATE) - self.base, len(self.planes[0]) // 4))
+
+    def end(self, at: Fraction) -> None:
+        wanted = round(at * AUDIO_RATE) - self.base
+        silence = bytes(4 * max(0, wanted - len(self.planes[0]) // 4))
+        self.planes = (self.planes[0] + silence, self.planes[1] + silence)
+        self._push(wanted)
+
+    def close(self) -> None:
+        assert self.out is not None
+        self.out.close()
+
+    def _push(self, upto: int) -> None:
+        assert self.out is not None
+        if upto > self.done:
+            self.out.push(self.planes, self.done, upto - self.done)
+            self.done = upto
 
 
 def _shift(samples: bytearray, skip: int) -> bytearray:
@@ -256,9 +350,12 @@ def _clip_video(clip: Clip, width: int, height: int) -> Iterator[Any]:
     import av
 
     source = clip.source
-    with _open(source) as container:
+    with open_clip(source) as container:
         if not container.streams.video:
-            raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video stream")
+            raise ExportError(
+                f"{source.display} (shot {source.shot_id!r}) has no video stream. "
+                f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+            )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         emitted = 0
@@ -284,7 +381,10 @@ def _clip_video(clip: Clip, width: int, height: int) -> Iterator[Any]:
         except av.FFmpegError as exc:
             raise _decode_failed(source, exc) from None
         if current is None:
-            raise ExportError(f"{source.display} (shot {source.shot_id!r}) has no video frames")
+            raise ExportError(
+                f"{source.display} (shot {source.shot_id!r}) has no video frames. "
+                f"Render it again with: tchavi-render apply --replace {source.shot_id}"
+            )
         fitted = fitted if fitted is not None else _fit(current, width, height)
         # The last source frame holds to the end of the clip.
         for _ in range(clip.frames - emitted):

@@ -28,18 +28,27 @@ __all__ = ["export", "relative_to_cwd"]
     default=None,
     help="Where to write the cut [default: final.mp4 beside the spec].",
 )
+@click.option(
+    "--reencode",
+    is_flag=True,
+    help="Re-encode every clip even when their packets could be copied.",
+)
 def export(
     spec: Path,
     variables: tuple[str, ...],
     var_files: tuple[Path, ...],
     cache_dir: Path | None,
     output: Path | None,
+    reencode: bool,
 ) -> int:
     """Join the rendered shots into one MP4, in the order of the spec's `sequence:`.
 
-    Without `sequence:`, every shot is used whole, in storyboard order. Every clip is
-    scaled and letterboxed to one frame size, at 24 fps, H.264 with AAC sound (silence
-    where a shot has none). Refuses when a shot is not rendered or out of date.
+    Without `sequence:`, every shot is used whole, in storyboard order. When every clip is
+    whole and its video of one format, their packets are copied: fast, and no quality is
+    lost (when only their sound differs, only the sound is made anew). Otherwise, or with
+    --reencode, every clip is scaled and letterboxed to one frame size, at 24 fps, H.264
+    with AAC sound (silence where a shot has none). The output says which was done and
+    why. Refuses when a shot is not rendered or out of date.
     """
     from tchavi_render.cli.output import warning as show_warning
     from tchavi_render.engine.status import require_ready, shot_states
@@ -79,13 +88,15 @@ def export(
                 )
             )
         out = output if output is not None else ws.spec.path.with_name("final.mp4")
-        result = write_cut(sources, out)
+        result = write_cut(sources, out, reencode=reencode)
     shown = out if output is not None else relative_to_cwd(out)
     count = len(result.clips)
     click.echo(
         f"Wrote {shown}: {count} clip{'s' if count != 1 else ''}, {result.duration:.2f} s, "
-        f"{result.width}x{result.height} at 24 fps, H.264 + AAC ({result.elapsed:.1f} s)."
+        f"{result.width}x{result.height} at {result.fps:g} fps, {result.codecs} "
+        f"({result.elapsed:.1f} s)."
     )
+    click.echo(result.reason)
     return 0
 
 

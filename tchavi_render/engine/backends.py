@@ -7,12 +7,17 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tchavi_render.api.account import account_fingerprint, api_key_from_env, configured_base_url
-from tchavi_render.engine.apply import Backend
 from tchavi_render.engine.remote import RemoteCache, tchavi_media_url
 from tchavi_render.errors import TchaviRenderError
 from tchavi_render.spec.shot import LoadedSpec
+
+if TYPE_CHECKING:
+    # The apply engine loads with the backend it drives: plan, show and export, which only
+    # need an identity, start without it.
+    from tchavi_render.engine.apply import Backend
 
 __all__ = [
     "BACKENDS",
@@ -84,6 +89,7 @@ def open_backend(
     """Yield a ready backend; the local one runs for the duration of the block. The tchavi
     backend sends local media as presigned URLs of the `remote` cache's bucket."""
     from tchavi_render.api import AsyncTchaviClient
+    from tchavi_render.engine.apply import Backend
 
     if name == "local":
         from tchavi_render.emulator import EmulatorConfig, running_emulator

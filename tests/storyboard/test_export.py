@@ -85,6 +85,10 @@ def test_export_joins_every_shot_in_storyboard_order(project: Project) -> None:
     result = project.run("export")
     out = project.root / "final.mp4"
     assert result.output.startswith("Wrote final.mp4: 3 clips, 4.00 s, 854x480 at 24 fps")
+    assert result.output.splitlines()[1] == (
+        "Re-encoded every clip: shot 'portrait' differs from shot 'opening' in frame size "
+        "(480x854, not 854x480); only whole clips of one format can be copied."
+    )
     cut = decode(out)
     # The duration is the sum of the parts, and every frame has the one frame size.
     assert abs(cut.seconds - 4.0) <= 3 * TOLERANCE
