@@ -37,7 +37,7 @@ ffmpeg:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg; \
 	fi
 
-# The figures of docs/benchmarks.md (about 13 minutes; not part of test or check). DVC is
+# The figures of docs/benchmarks.md (about 35 minutes; not part of test or check). DVC is
 # installed into its own virtualenv under ~/.cache/tchavi-render-bench on first use.
 bench: $(STAMP) ffmpeg
 	$(PY) -m benchmarks.run_all

@@ -12,6 +12,7 @@ SCRIPTS = (
     "request_economy",
     "memory",
     "export_copy",
+    "shared_runners",
 )
 
 
