@@ -16,6 +16,7 @@ from tchavi_render.spec.template import MAX_TEXT, is_template
 from tchavi_render.text import did_you_mean
 
 __all__ = [
+    "MAX_TAKES",
     "NULL_SCHEMA",
     "RESERVED_NAMES",
     "Assets",
@@ -26,9 +27,11 @@ __all__ = [
     "ManyMedia",
     "OneMedia",
     "OptStr",
+    "Pick",
     "Prompt",
     "Seed",
     "Str",
+    "Takes",
     "Vars",
     "check_string",
     "describe",
@@ -325,6 +328,42 @@ Flag = Annotated[
         _TEMPLATE,
         NULL_SCHEMA,
         description="Generate a soundtrack (default true).",
+    ),
+]
+MAX_TAKES = 20
+
+
+def _take_count(what: str, upper: str) -> Callable[[Any], int | None]:
+    # Plain numbers, not templates: `tchavi-render pick` rewrites `pick:` in place, and a
+    # reviewer reads which take is kept straight from the diff.
+    def check(v: Any) -> int | None:
+        if v is None:
+            return None
+        if isinstance(v, int) and not isinstance(v, bool):
+            if 1 <= v <= MAX_TAKES:
+                return v
+            raise ValueError(f"must be {what} from 1 to {upper}, got {v}")
+        raise ValueError(f"must be {what} from 1 to {upper}, got {describe(v)}")
+
+    return check
+
+
+Takes = Annotated[
+    int | None,
+    PlainValidator(_take_count("a number of takes", str(MAX_TAKES))),
+    _schema(
+        {"type": "integer", "minimum": 1, "maximum": MAX_TAKES},
+        NULL_SCHEMA,
+        description="How many takes of the shot to render (1..20), each with its own seed.",
+    ),
+]
+Pick = Annotated[
+    int | None,
+    PlainValidator(_take_count("a take number", "takes")),
+    _schema(
+        {"type": "integer", "minimum": 1, "maximum": MAX_TAKES},
+        NULL_SCHEMA,
+        description="The take that is the shot (1..takes, default 1); picking costs nothing.",
     ),
 ]
 ForEachValues = Annotated[
