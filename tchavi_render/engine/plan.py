@@ -17,6 +17,7 @@ from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
 from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
 from tchavi_render.engine.reasons import FieldChange, field_changes, local_files
+from tchavi_render.engine.takes import base_id, split_take_id, take_shots
 from tchavi_render.errors import NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, Shot
 from tchavi_render.text import did_you_mean
@@ -176,7 +177,9 @@ class Plan:
 
 
 def matches(shot_id: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(shot_id, p) for p in patterns)
+    """A glob naming a shot names all its takes; `ID.takes/2` names one take."""
+    shot = base_id(shot_id)
+    return any(fnmatch.fnmatchcase(shot_id, p) or fnmatch.fnmatchcase(shot, p) for p in patterns)
 
 
 def storyboard_order(shots: Sequence[Shot]) -> list[Shot]:
@@ -255,16 +258,17 @@ def make_plan(
     A shot that continues a shot rendered in this run has no key until that render exists:
     it is planned as a render (`pending`), and apply decides once the frame is known.
     """
-    known = [s.id for s in spec.shots] + list(lock.shots)
+    shots = take_shots(spec.shots)
+    known = [s.id for s in shots] + list(lock.shots)
     for flag, patterns in (("--target", targets), ("--replace", force_replace)):
         for pattern in patterns:
-            if not any(fnmatch.fnmatchcase(i, pattern) for i in known):
+            if not any(matches(i, [pattern]) for i in known):
                 raise NoSuchShot(
                     f"{flag} {pattern!r} matches no shot of {spec.path.name} or its lock."
                     f"{did_you_mean(pattern, known)} Check the id, or quote a glob"
                 )
-    selected = {s.id for s in spec.shots if not targets or matches(s.id, targets)}
-    selected = upstream_closure(spec.shots, selected)
+    selected = {s.id for s in shots if not targets or matches(s.id, targets)}
+    selected = upstream_closure(shots, selected)
     flights = dict(in_flight or {})
 
     context = _Context(
@@ -277,7 +281,7 @@ def make_plan(
         abandon=abandon_in_flight,
     )
     decided: dict[str, PlannedShot] = {}
-    for shot in storyboard_order(spec.shots):
+    for shot in storyboard_order(shots):
         if shot.id not in selected:
             continue
         forced = matches(shot.id, force_replace)
@@ -291,17 +295,26 @@ def make_plan(
         known_output = _known_output(planned, cached, remote)
         if known_output is not None:
             context.outputs[shot.id] = known_output
-    planned_shots = [decided[s.id] for s in spec.shots if s.id in decided]
+    planned_shots = [decided[s.id] for s in shots if s.id in decided]
 
-    spec_ids = {s.id for s in spec.shots}
+    spec_ids = {s.id for s in shots}
     for shot_id in sorted(set(lock.shots) - spec_ids):
         if targets and not matches(shot_id, targets):
             continue
         entry = lock.shots[shot_id]
         kept = delete_problem(files, shot_id, entry)
-        why = "no longer in the spec; its file goes, the cache keeps the render"
+        owner, take = split_take_id(shot_id)
+        gone = "no longer in the spec"
+        if take is not None and owner in spec_ids:
+            shot = spec.shot(owner)
+            gone = (
+                f"take {take} is now the pick: it becomes {owner!r} itself"
+                if take == shot.pick and shot.takes > 1
+                else f"take {take} is no longer asked for (takes: {shot.takes})"
+            )
+        why = f"{gone}; its file goes, the cache keeps the render"
         if kept is not None:
-            why = f"no longer in the spec; {kept}"
+            why = f"{gone}; {kept}"
         planned_shots.append(
             PlannedShot(
                 id=shot_id,
