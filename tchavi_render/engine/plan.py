@@ -30,6 +30,7 @@ __all__ = [
     "Plan",
     "PlannedShot",
     "ReuseSource",
+    "ShotTakes",
     "Summary",
     "make_plan",
 ]
@@ -89,6 +90,21 @@ class PlannedShot:
         return self.action in SPENDING and self.blocked is None
 
     @property
+    def shot_id(self) -> str:
+        """The spec's shot this row renders (itself, or the shot a take belongs to)."""
+        return base_id(self.id)
+
+    @property
+    def take(self) -> int | None:
+        """Which take this row is, for a shot of several takes (or a take leaving it)."""
+        if self.shot is not None:
+            return self.shot.take
+        number = split_take_id(self.id)[1]
+        if number is not None:
+            return number
+        return self.locked.take if self.locked is not None else None
+
+    @property
     def pending(self) -> bool:
         """Its key depends on a shot that renders in this run (continuity)."""
         return not self.key and self.action is not Action.DELETE
@@ -104,6 +120,33 @@ class PlannedShot:
         if self.blocked is not None:
             out["blocked"] = self.blocked
         return out
+
+    def take_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"take": self.take, "seed": None, **self.as_json()}
+        if self.shot is not None:
+            out["seed"] = self.shot.seed
+        elif self.locked is not None:
+            out["seed"] = self.locked.seed
+        return out
+
+
+@dataclass(frozen=True)
+class ShotTakes:
+    """The rows of one shot of several takes, as a reader of the plan sees them: the pick
+    it had and has, and which takes render, come back, stay or go."""
+
+    shot_id: str
+    rows: tuple[PlannedShot, ...]  # take order
+    takes: int  # asked for now (0: the shot leaves the spec)
+    pick: int | None  # now
+    locked_pick: int | None  # in the lock
+    continued_by: tuple[str, ...]  # shots re-rendering from the frames of the new pick
+
+    @property
+    def pick_changed(self) -> bool:
+        return (
+            self.pick is not None and self.locked_pick is not None and self.pick != self.locked_pick
+        )
 
 
 @dataclass(frozen=True)
@@ -169,11 +212,59 @@ class Plan:
     def spending(self) -> tuple[PlannedShot, ...]:
         return tuple(p for p in self.shots if p.spends)
 
+    def takes(self) -> dict[str, ShotTakes]:
+        """Shot id -> its takes, for every shot of several takes in the plan (or whose
+        takes the lock holds), in plan order."""
+        rows: dict[str, list[PlannedShot]] = {}
+        for planned in self.shots:
+            if planned.take is not None:
+                rows.setdefault(planned.shot_id, []).append(planned)
+        out: dict[str, ShotTakes] = {}
+        for shot_id, group in rows.items():
+            own = next((p for p in group if p.id == shot_id), None)
+            shot = own.shot if own is not None else None
+            asked = [p for p in group if p.shot is not None]
+            continued = tuple(
+                p.id
+                for p in self.shots
+                if p.shot is not None
+                and shot_id in p.shot.upstream
+                and (p.spends or p.pending or p.action is Action.REUSE)
+            )
+            out[shot_id] = ShotTakes(
+                shot_id=shot_id,
+                rows=tuple(sorted(group, key=lambda p: p.take or 0)),
+                takes=asked[0].shot.takes if asked and asked[0].shot else 0,
+                pick=shot.pick if shot is not None and shot.takes > 1 else None,
+                locked_pick=own.locked.take if own is not None and own.locked else None,
+                continued_by=continued,
+            )
+        return out
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "shots": [p.as_json() for p in self.shots],
-            "summary": self.summary.as_json(),
-        }
+        """One item per shot; a shot of several takes lists them under `takes`, with its
+        `pick` (its own fields are those of the picked take)."""
+        groups = self.takes()
+        items: list[dict[str, Any]] = []
+        for planned in self.shots:
+            group = groups.get(planned.shot_id)
+            if group is None:
+                items.append(planned.as_json())
+                continue
+            if planned.id != planned.shot_id and any(r.id == group.shot_id for r in group.rows):
+                continue  # listed under its shot
+            item = planned.as_json()
+            if planned.id == planned.shot_id:
+                item["pick"] = group.pick
+                item["locked_pick"] = group.locked_pick
+                # a take that became the pick leaves its old id: not a take of its own
+                item["takes"] = [
+                    r.take_json()
+                    for r in group.rows
+                    if not (r.action is Action.DELETE and r.take == group.pick)
+                ]
+            items.append(item)
+        return {"shots": items, "summary": self.summary.as_json()}
 
 
 def matches(shot_id: str, patterns: Sequence[str]) -> bool:
