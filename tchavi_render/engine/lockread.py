@@ -306,19 +306,26 @@ class _Checker:
             self.bad(path, f"{what}: key is missing (the key of take {pick}, the pick)")
         written = raw.get("request")
         request: dict[Any, Any] = written if isinstance(written, dict) else {}
+        listed = [i.get("take") for i in items if isinstance(i, dict)]
+        for i, number in enumerate(listed):
+            if number is not None and listed.index(number) < i:
+                self.bad(
+                    (*path, "takes", i, "take"),
+                    f"{what}: take {number} is listed twice; keep one of them",
+                )
+                return {}
+        if pick is not None and pick not in listed:
+            shown = ", ".join(str(t) for t in listed if type(t) is int)
+            self.bad(
+                (*path, "pick"),
+                f"{what}: pick {pick} is not one of the takes listed ({shown or 'none'})",
+            )
+            return {}
         out: dict[str, LockEntry] = {}
-        seen: set[int] = set()
         for i, item in enumerate(items):
             entry = self.take(shot_id, item, (*path, "takes", i), request, pick)
             if entry is None or entry.take is None:
                 continue
-            if entry.take in seen:
-                self.bad(
-                    (*path, "takes", i, "take"),
-                    f"{what}: take {entry.take} is listed twice; keep one of them",
-                )
-                continue
-            seen.add(entry.take)
             if entry.take == pick:
                 if own is not None and (entry.key != own.key or entry.output != own.output):
                     self.bad(
@@ -328,12 +335,6 @@ class _Checker:
                     )
                 continue
             out[take_id(shot_id, entry.take)] = entry
-        if pick is not None and pick not in seen and len(self.problems) == before:
-            self.bad(
-                (*path, "pick"),
-                f"{what}: pick {pick} is not one of the takes listed "
-                f"({', '.join(str(t) for t in sorted(seen)) or 'none'})",
-            )
         if len(self.problems) > before:
             return {}
         if own is not None:
