@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "plan": ("tchavi_render.cli.plan", "plan", "Show what apply would render, and its cost."),
     "apply": ("tchavi_render.cli.apply", "apply", "Render what changed; update the lock."),
     "show": ("tchavi_render.cli.show", "show", "Show what the lock says was rendered."),
+    "pick": ("tchavi_render.cli.pick", "pick", "Choose which take is the shot, in the spec."),
     "report": ("tchavi_render.cli.report", "report", "Write the storyboard's review page (HTML)."),
     "export": ("tchavi_render.cli.export", "export", "Join the rendered shots into the final cut."),
     "cache": ("tchavi_render.cli.cache", "cache", "Inspect, clean or share the render cache."),

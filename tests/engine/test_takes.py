@@ -280,3 +280,70 @@ def test_the_release_before_takes_keyed_a_shot_as_this_one_does(project: Project
     )
     keys = re.findall(r'"key": "([^"]+)"', project.run("plan", "--json").output)
     assert keys == ["sha256:fb8e2202159783dd21c75438712cfd33d03a5b27892e9260f935b3272d140e25"]
+
+
+COMMENTED = (
+    "# The harbour storyboard: reviewed in pull requests.\n"
+    + HEAD.replace("shots:\n", "shots:   # in play order\n")
+    + "  # the opening, three versions to choose from\n"
+    "  - id: opening   # keep this one short\n"
+    "    prompt: 'Aerial view of Cotonou at golden hour'  # single quotes stay\n"
+    "    takes: 3     # see the report\n"
+    "\n"
+    '  - {id: market, prompt: "Dantokpa market", takes: 2}   # flow style\n'
+    "  - id: 'menu-{{ lang }}'\n"
+    "    for_each: {lang: [en, fr]}\n"
+    "    prompt: Menu {{ lang }}\n"
+    "    takes: 2\n"
+)
+
+
+def test_pick_writes_one_line_and_keeps_every_comment_byte_for_byte(project: Project) -> None:
+    project.write(COMMENTED)
+    project.apply()
+    jobs = len(project.jobs())
+    before = project.spec.read_bytes()
+    result = project.run("pick", "opening", "3")
+    after = project.spec.read_bytes()
+    assert after == before.replace(
+        b"    takes: 3     # see the report\n",
+        b"    takes: 3     # see the report\n    pick: 3\n",
+    )
+    assert "~ opening  pick 1 → 3  (no cost)" in result.output
+    project.run("pick", "opening", "2")
+    assert project.spec.read_bytes() == after.replace(b"    pick: 3\n", b"    pick: 2\n")
+    project.run("pick", "market", "2")
+    assert b'  - {id: market, prompt: "Dantokpa market", takes: 2, pick: 2}   # flow style\n' in (
+        project.spec.read_bytes()
+    )
+    project.apply()
+    assert len(project.jobs()) == jobs
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("openin", "2"), "Error: no shot 'openin' in tchavi.yaml. Did you mean 'opening'?"),
+        (
+            ("opening", "4"),
+            "Error: take 4 is out of range: shot 'opening' has 3 takes (tchavi.yaml:10:5); "
+            "pick 1 to 3, or raise its takes first",
+        ),
+        (
+            ("menu-fr", "2"),
+            "Error: shot 'menu-fr' is made by the for_each of the shot at tchavi.yaml:15:5 "
+            "(lang='fr'); a pick written there would choose the same take for every instance.",
+        ),
+    ],
+    ids=["unknown-shot", "take-out-of-range", "for-each"],
+)
+def test_pick_refuses_clearly_and_leaves_the_spec_untouched(
+    project: Project, args: tuple[str, str], message: str
+) -> None:
+    project.write(COMMENTED)
+    before = project.spec.read_bytes()
+    result = project.run("pick", *args, ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output
+    assert project.spec.read_bytes() == before
+    assert project.jobs() == []
