@@ -389,12 +389,26 @@ def result_text(result: ApplyResult) -> str:
 
 
 def lock_text(lock: Lockfile, order: Sequence[str] = ()) -> str:
-    """The lock as aligned columns, shots in `order` (the storyboard's), then the rest."""
-    ids = [i for i in order if i in lock.shots]
-    ids += sorted(set(lock.shots) - set(ids))
+    """The lock as aligned columns, shots in `order` (the storyboard's), then the rest; a
+    shot's other takes right under it, as `ID take N`."""
+    from tchavi_render.engine.takes import base_id, split_take_id
+
+    shots = [i for i in order if i in lock.shots or lock.takes_of(i)]
+    shots += sorted({base_id(i) for i in lock.shots} - set(shots))
+    ids = []
+    for shot_id in shots:
+        ids += [shot_id] if shot_id in lock.shots else []
+        ids += sorted(
+            (i for i in lock.shots if base_id(i) == shot_id and i != shot_id),
+            key=lambda i: (len(i), i),
+        )
     rows: list[list[str]] = []
-    for shot_id in ids:
-        e = lock.shots[shot_id]
+    for planned_id in ids:
+        e = lock.shots[planned_id]
+        owner, take = split_take_id(planned_id)
+        shot_id = f"{owner} take {take}" if take is not None else planned_id
+        if take is None and e.take is not None:
+            shot_id = f"{owner} (take {e.take}, picked)"
         if e.output is not None:
             net = e.credits_used - e.credits_refunded
             rows.append(
@@ -419,7 +433,10 @@ def lock_text(lock: Lockfile, order: Sequence[str] = ()) -> str:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append(("  " + "  ".join(cells)).rstrip())
-    lines.append(f"{len(lock.shots)} shots, {credits(lock.credits_total)} credits in total.")
+    count = len(shots)
+    lines.append(
+        f"{count} shot{'s' if count != 1 else ''}, {credits(lock.credits_total)} credits in total."
+    )
     return "\n".join(lines)
 
 

@@ -347,3 +347,15 @@ def test_pick_refuses_clearly_and_leaves_the_spec_untouched(
     assert result.output.startswith(message), result.output
     assert project.spec.read_bytes() == before
     assert project.jobs() == []
+
+
+def test_show_lists_a_shots_takes_under_it(project: Project) -> None:
+    project.write(spec(takes=3, pick=2, seed=1))
+    project.apply()
+    lines = project.run("show").output.splitlines()
+    assert [line.split("  ")[1].strip() for line in lines[:3]] == [
+        "opening (take 2, picked)",
+        "opening take 1",
+        "opening take 3",
+    ]
+    assert lines[-1] == "1 shot, 780 credits in total."
