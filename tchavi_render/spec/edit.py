@@ -47,6 +47,13 @@ def with_pick(loaded: LoadedSpec, text: str, shot_id: str, take: int) -> str:
             f"shot {shot_id!r} gets its id from a template (the shot at {shot.location}); "
             f"add `pick: {take}` to that shot by hand"
         )
+    templated = _templated_pick(doc, item)
+    if templated is not None:
+        where, written = templated
+        raise PickError(
+            f"the pick of shot {shot_id!r} is a template ({where}: pick: {written}); "
+            f"change what it reads (its vars, or a --var-file) to choose take {take}"
+        )
     lines = text.splitlines(keepends=True)
     if "pick" in item:
         line, column = item.lc.value("pick")
@@ -80,6 +87,22 @@ def _shot(loaded: LoadedSpec, shot_id: str) -> Shot:
             f"no shot {shot_id!r} in {loaded.path.name}.{did_you_mean(shot_id, ids)} "
             "The spec was not changed"
         ) from None
+
+
+def _templated_pick(doc: Any, item: Any) -> tuple[str, str] | None:
+    """(where, the template) when the shot's pick is a template, in it or in `defaults:`:
+    a number written over it would hide what the template chooses."""
+    if "pick" in item:
+        owner, where = item, "the shot"
+    else:
+        defaults = doc.get("defaults")
+        if not hasattr(defaults, "get") or "pick" not in defaults:
+            return None
+        owner, where = defaults, "defaults"
+    written = owner.get("pick")
+    if isinstance(written, str) and is_template(written):
+        return where, written
+    return None
 
 
 def _written(doc: Any, shot_id: str) -> Any:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tchavi_render.spec.fields import Fields, ShotState, Where, no_ref
-from tchavi_render.spec.fieldtypes import describe
+from tchavi_render.spec.fieldtypes import MAX_TAKES, describe
 from tchavi_render.spec.graph import ShotGraph
 from tchavi_render.spec.locate import template_problem
 from tchavi_render.spec.model import GENERATION_FIELDS, TAKE_FIELDS, Defaults, ShotSpec
@@ -19,6 +19,7 @@ from tchavi_render.spec.request import RequestChecks
 from tchavi_render.spec.shot import ID_PATTERN, MEDIA_LIST_FIELDS, MEDIA_ONE_FIELDS, Shot
 from tchavi_render.spec.template import FieldTemplates, TemplateFailure, is_template
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
+from tchavi_render.spec.yamlscalar import parse_scalar
 
 __all__ = ["Axes", "Expander", "WrittenShot"]
 
@@ -127,16 +128,16 @@ class Expander:
                 state.templated.add(name)
             self.fields.field(name, raw, path, context, where, state)
         self.fields.prompt(shot, defaults, context, where, state)
-        takes = self._takes(written, where, state)
+        takes = self._takes(written, context, where, state)
         return self._check(
             state, shot_path, written_id if valid_id else None, label, index, where, takes
         )
 
     def _takes(
-        self, written: WrittenShot, where: Where, state: ShotState
+        self, written: WrittenShot, context: dict[str, Any], where: Where, state: ShotState
     ) -> tuple[int, int] | None:
-        """The shot's (takes, pick), from the shot or `defaults:`; None when either is
-        broken (reported here, or already by the shape check)."""
+        """The shot's (takes, pick), from the shot or `defaults:`, templates rendered; None
+        when either is broken (reported here, or already by the shape check)."""
         values: dict[str, tuple[int, PathKey]] = {}
         aside = self.aside.shots.get(written.path, set())
         for name in TAKE_FIELDS:
@@ -150,6 +151,11 @@ class Expander:
                 return None
             else:
                 continue
+            if isinstance(value, str):
+                value = self._take_number(name, value, path, context, where)
+                if value is None:
+                    state.failed.add(name)
+                    return None
             if value is not None:  # null: the default (one take, the first)
                 values[name] = (value, path)
         takes, _ = values.get("takes", (1, ()))
@@ -164,6 +170,24 @@ class Expander:
             state.failed.add("pick")
             return None
         return takes, pick
+
+    def _take_number(
+        self, name: str, raw: str, path: PathKey, context: dict[str, Any], where: Where
+    ) -> int | None:
+        """A templated `takes` or `pick`, rendered and checked (reported when broken)."""
+        text = self.fields.text(raw, context, path, f"{name}: ", where)
+        if text is None:
+            return None
+        value = parse_scalar(text.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TAKES:
+            return value
+        what = "a number of takes" if name == "takes" else "a take number"
+        self.report.error(
+            self.doc.locate(path),
+            f"{name}: the template gave {text!r}, which is not {what} from 1 to {MAX_TAKES}"
+            f"{where.suffix(path, True)}",
+        )
+        return None
 
     def _id(
         self, shot: ShotSpec, context: dict[str, Any], shot_path: PathKey, label: str

@@ -333,12 +333,12 @@ Flag = Annotated[
 MAX_TAKES = 20
 
 
-def _take_count(what: str, upper: str) -> Callable[[Any], int | None]:
-    # Plain numbers, not templates: `tchavi-render pick` rewrites `pick:` in place, and a
-    # reviewer reads which take is kept straight from the diff.
-    def check(v: Any) -> int | None:
+def _take_count(what: str, upper: str) -> Callable[[Any], int | str | None]:
+    def check(v: Any) -> int | str | None:
         if v is None:
             return None
+        if isinstance(v, str) and is_template(v):
+            return v  # checked once rendered (spec/expand.py)
         if isinstance(v, int) and not isinstance(v, bool):
             if 1 <= v <= MAX_TAKES:
                 return v
@@ -349,19 +349,21 @@ def _take_count(what: str, upper: str) -> Callable[[Any], int | None]:
 
 
 Takes = Annotated[
-    int | None,
+    int | str | None,
     PlainValidator(_take_count("a number of takes", str(MAX_TAKES))),
     _schema(
         {"type": "integer", "minimum": 1, "maximum": MAX_TAKES},
+        _TEMPLATE,
         NULL_SCHEMA,
         description="How many takes of the shot to render (1..20), each with its own seed.",
     ),
 ]
 Pick = Annotated[
-    int | None,
+    int | str | None,
     PlainValidator(_take_count("a take number", "takes")),
     _schema(
         {"type": "integer", "minimum": 1, "maximum": MAX_TAKES},
+        _TEMPLATE,
         NULL_SCHEMA,
         description="The take that is the shot (1..takes, default 1); picking costs nothing.",
     ),

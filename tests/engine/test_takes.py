@@ -359,3 +359,17 @@ def test_show_lists_a_shots_takes_under_it(project: Project) -> None:
         "opening take 3",
     ]
     assert lines[-1] == "1 shot, 780 credits in total."
+
+
+def test_pick_leaves_a_templated_pick_alone_and_says_what_to_change(project: Project) -> None:
+    project.write(
+        HEAD.replace("shots:\n", "vars: {approved: 2}\nshots:\n")
+        + '  - id: opening\n    prompt: "Harbour"\n    takes: 3\n    pick: "{{ approved }}"\n'
+    )
+    before = project.spec.read_bytes()
+    result = project.run("pick", "opening", "3", ok=False)
+    assert result.output == (
+        "Error: the pick of shot 'opening' is a template (the shot: pick: {{ approved }}); "
+        "change what it reads (its vars, or a --var-file) to choose take 3\n"
+    )
+    assert project.spec.read_bytes() == before

@@ -58,7 +58,7 @@ def test_every_wrong_takes_value_is_reported_at_once(spec_dir: SpecDir) -> None:
         shots:
           - {id: a, prompt: hi, takes: 0}
           - {id: b, prompt: hi, takes: 21}
-          - {id: c, prompt: hi, takes: "{{ n }}"}
+          - {id: c, prompt: hi, takes: "{{ n }}", vars: {n: many}}
           - {id: d, prompt: hi, pick: 0}
           - {id: e, prompt: hi, tkaes: 2}
     """
@@ -66,7 +66,36 @@ def test_every_wrong_takes_value_is_reported_at_once(spec_dir: SpecDir) -> None:
     assert messages == [
         (4, "takes: must be a number of takes from 1 to 20, got 0"),
         (5, "takes: must be a number of takes from 1 to 20, got 21"),
-        (6, "takes: must be a number of takes from 1 to 20, got '{{ n }}'"),
+        (6, "takes: the template gave 'many', which is not a number of takes from 1 to 20"),
         (7, "pick: must be a take number from 1 to takes, got 0"),
         (8, "unknown key 'tkaes'. Did you mean 'takes'?"),
     ]
+
+
+def test_takes_and_pick_may_be_templates(spec_dir: SpecDir) -> None:
+    loaded = spec_dir.load(
+        """\
+        version: 1
+        vars: {final: false}
+        defaults:
+          model: seedance-2
+          takes: "{{ 1 if final else 3 }}"
+          pick: "{{ 1 if final else approved }}"
+        shots:
+          - {id: one, prompt: hi, vars: {approved: 2}}
+        """
+    )
+    assert (loaded.shots[0].takes, loaded.shots[0].pick) == (3, 2)
+    final = spec_dir.load(
+        """\
+        version: 1
+        vars: {final: true}
+        defaults:
+          model: seedance-2
+          takes: "{{ 1 if final else 3 }}"
+          pick: "{{ 1 if final else approved }}"
+        shots:
+          - {id: one, prompt: hi, vars: {approved: 2}}
+        """
+    )
+    assert (final.shots[0].takes, final.shots[0].pick) == (1, 1)
