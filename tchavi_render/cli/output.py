@@ -217,6 +217,10 @@ def _take_rows(group: ShotTakes, verbose: bool) -> list[_Row]:
     def plural(n: int, word: str) -> str:
         return f"{n} {word}{'s' if n != 1 else ''}"
 
+    # the shot itself, when it has one take now: its own line, as any shot's
+    single = [p for p in rows if p.take is None]
+    rows = tuple(p for p in rows if p.take is not None)
+    out += [_shot_row(p) for p in single if verbose or p.action is not Action.UNCHANGED]
     blocked = [p for p in rows if p.blocked is not None]
     live = [p for p in rows if p.blocked is None]
     new = [p for p in live if p.spends and not (p.locked is not None and p.locked.rendered)]
@@ -225,7 +229,7 @@ def _take_rows(group: ShotTakes, verbose: bool) -> list[_Row]:
     back = [p for p in live if p.action is Action.REUSE and p.take not in swapped]
     dropped = [p for p in live if p.action is Action.DELETE and p.take not in swapped]
     unchanged = [p for p in live if p.action is Action.UNCHANGED]
-    if group.takes == 0 and dropped:
+    if group.takes == 0 and dropped and not single:
         out.append(_Row("-", shot, f"delete ({plural(len(dropped), 'take')})", "", (), "red"))
         dropped = []
     if new:

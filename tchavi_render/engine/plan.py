@@ -217,10 +217,11 @@ class Plan:
         takes the lock holds), in plan order."""
         rows: dict[str, list[PlannedShot]] = {}
         for planned in self.shots:
-            if planned.take is not None:
-                rows.setdefault(planned.shot_id, []).append(planned)
+            rows.setdefault(planned.shot_id, []).append(planned)
         out: dict[str, ShotTakes] = {}
         for shot_id, group in rows.items():
+            if all(p.take is None for p in group):
+                continue  # a shot of one take, as before takes existed
             own = next((p for p in group if p.id == shot_id), None)
             shot = own.shot if own is not None else None
             asked = [p for p in group if p.shot is not None]
@@ -261,7 +262,8 @@ class Plan:
                 item["takes"] = [
                     r.take_json()
                     for r in group.rows
-                    if not (r.action is Action.DELETE and r.take == group.pick)
+                    if r.take is not None
+                    and not (r.action is Action.DELETE and r.take == group.pick)
                 ]
             items.append(item)
         return {"shots": items, "summary": self.summary.as_json()}
