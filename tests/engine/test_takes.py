@@ -373,3 +373,29 @@ def test_pick_leaves_a_templated_pick_alone_and_says_what_to_change(project: Pro
         "change what it reads (its vars, or a --var-file) to choose take 3\n"
     )
     assert project.spec.read_bytes() == before
+
+
+def test_the_draft_final_example_prices_the_final_and_goes_back_for_free(
+    project: Project,
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "draft-final"
+    shutil.copytree(example, project.root, dirs_exist_ok=True)
+    draft, final = ("--var-file", "vars/draft.yaml"), ("--var-file", "vars/final.yaml")
+    project.apply(*draft)
+    assert len(local_jobs(project)) == 9
+    priced = json.loads(project.run("plan", "--json", *final).output)
+    assert priced["summary"]["estimated_credits"] == 3 * 5 * 580
+    assert len(local_jobs(project)) == 9  # pricing spent nothing
+    text = project.run("plan", *final).output
+    assert "  -/+ harbour  replace   2,900 credits\n" in text
+    assert "    - harbour  2 takes dropped\n        takes 1, 3: the files go" in text
+    project.apply(*final)
+    jobs = local_jobs(project)
+    assert len(jobs) == 12
+    assert sorted(j["params"]["seed"] for j in jobs[9:]) == [102, 201, 303]
+    assert {j["params"]["resolution"] for j in jobs[9:]} == {"720p"}
+    back = json.loads(project.run("plan", "--json", *draft).output)
+    assert back["summary"]["estimated_credits"] == 0
+    project.apply(*draft)
+    project.apply(*final)
+    assert len(local_jobs(project)) == 12
