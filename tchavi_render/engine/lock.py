@@ -194,12 +194,16 @@ class Lockfile:
         head = {"version": version, "credits_total": self.credits_total}
         if not self.shots:
             return LOCK_HEADER + _dump({**head, "shots": {}})
+        parts = [LOCK_HEADER, _dump(head), "shots:\n"]
+        parts += [self._shot_text(sid, ids) for sid, ids in self.by_shot().items()]
+        return "".join(parts)
+
+    def by_shot(self) -> dict[str, list[str]]:
+        """Shot id -> the ids of its entries (its own, then its other takes), sorted."""
         groups: dict[str, list[str]] = {}
         for planned_id in sorted(self.shots):
             groups.setdefault(planned_id.partition(_TAKES)[0], []).append(planned_id)
-        parts = [LOCK_HEADER, _dump(head), "shots:\n"]
-        parts += [self._shot_text(sid, ids) for sid, ids in sorted(groups.items())]
-        return "".join(parts)
+        return dict(sorted(groups.items()))
 
     def _shot_text(self, shot_id: str, planned_ids: list[str]) -> str:
         entries = tuple(self.shots[i] for i in planned_ids)
@@ -210,12 +214,12 @@ class Lockfile:
             and all(a is b for a, b in zip(cached[0], entries, strict=True))
         ):
             return cached[1]
-        text = _dump({"shots": {shot_id: self._shot_yaml(shot_id)}})
+        text = _dump({"shots": {shot_id: self.shot_yaml(shot_id)}})
         text = text.removeprefix("shots:\n")
         self._texts[shot_id] = (entries, text)
         return text
 
-    def _shot_yaml(self, shot_id: str) -> dict[str, Any]:
+    def shot_yaml(self, shot_id: str) -> dict[str, Any]:
         """A shot's entry: its own (the picked take's) fields, then `takes:` when it has
         takes. A shot of one take is written exactly as before takes existed."""
         own = self.shots.get(shot_id)

@@ -359,6 +359,10 @@ def test_show_lists_a_shots_takes_under_it(project: Project) -> None:
         "opening take 3",
     ]
     assert lines[-1] == "1 shot, 780 credits in total."
+    doc = json.loads(project.run("show", "--json").output)
+    assert list(doc["shots"]) == ["opening"]
+    assert doc["shots"]["opening"]["pick"] == 2
+    assert [t["seed"] for t in doc["shots"]["opening"]["takes"]] == [1, 2, 3]
 
 
 def test_pick_leaves_a_templated_pick_alone_and_says_what_to_change(project: Project) -> None:
