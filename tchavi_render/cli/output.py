@@ -395,17 +395,16 @@ def result_text(result: ApplyResult) -> str:
 def lock_text(lock: Lockfile, order: Sequence[str] = ()) -> str:
     """The lock as aligned columns, shots in `order` (the storyboard's), then the rest; a
     shot's other takes right under it, as `ID take N`."""
-    from tchavi_render.engine.takes import base_id, split_take_id
+    from tchavi_render.engine.takes import split_take_id
 
-    shots = [i for i in order if i in lock.shots or lock.takes_of(i)]
-    shots += sorted({base_id(i) for i in lock.shots} - set(shots))
+    groups = lock.by_shot()
+    shots = [i for i in order if i in groups]
+    listed = set(shots)
+    shots += [i for i in groups if i not in listed]
     ids = []
     for shot_id in shots:
-        ids += [shot_id] if shot_id in lock.shots else []
-        ids += sorted(
-            (i for i in lock.shots if base_id(i) == shot_id and i != shot_id),
-            key=lambda i: (len(i), i),
-        )
+        # the shot's own entry first, then its takes in number order
+        ids += sorted(groups[shot_id], key=lambda i: (i != shot_id, len(i), i))
     rows: list[list[str]] = []
     for planned_id in ids:
         e = lock.shots[planned_id]

@@ -7,7 +7,7 @@ and it is rewritten only when its text changes. Reading one, as untrusted input,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,14 +174,16 @@ class Lockfile:
     def entries_with_key(self, key: str) -> list[tuple[str, LockEntry]]:
         return [(sid, e) for sid, e in sorted(self.shots.items()) if e.key == key and e.rendered]
 
-    def takes_of(self, shot_id: str) -> dict[int, LockEntry]:
-        """Take number -> entry, for every locked take of `shot_id` (its pick included)."""
+    def takes_of(self, shot_id: str, ids: Iterable[str] | None = None) -> dict[int, LockEntry]:
+        """Take number -> entry, for every locked take of `shot_id` (its pick included).
+        `ids`: the shot's entry ids when known (`by_shot`), to spare a scan of the lock."""
         out: dict[int, LockEntry] = {}
         own = self.shots.get(shot_id)
         if own is not None and own.take is not None:
             out[own.take] = own
         prefix = shot_id + _TAKES
-        for planned_id, entry in self.shots.items():
+        for planned_id in self.shots if ids is None else ids:
+            entry = self.shots[planned_id]
             number = planned_id[len(prefix) :] if planned_id.startswith(prefix) else ""
             if number.isdigit():
                 out[int(number)] = replace(entry, take=int(number))
@@ -214,16 +216,16 @@ class Lockfile:
             and all(a is b for a, b in zip(cached[0], entries, strict=True))
         ):
             return cached[1]
-        text = _dump({"shots": {shot_id: self.shot_yaml(shot_id)}})
+        text = _dump({"shots": {shot_id: self.shot_yaml(shot_id, planned_ids)}})
         text = text.removeprefix("shots:\n")
         self._texts[shot_id] = (entries, text)
         return text
 
-    def shot_yaml(self, shot_id: str) -> dict[str, Any]:
+    def shot_yaml(self, shot_id: str, ids: Iterable[str] | None = None) -> dict[str, Any]:
         """A shot's entry: its own (the picked take's) fields, then `takes:` when it has
         takes. A shot of one take is written exactly as before takes existed."""
         own = self.shots.get(shot_id)
-        takes = self.takes_of(shot_id)
+        takes = self.takes_of(shot_id, ids)
         if not takes:
             assert own is not None
             return own.as_yaml()

@@ -140,7 +140,7 @@ class ShotTakes:
     takes: int  # asked for now (0: the shot leaves the spec)
     pick: int | None  # now
     locked_pick: int | None  # in the lock
-    continued_by: tuple[str, ...]  # shots re-rendering from the frames of the new pick
+    continued_by: tuple[str, ...]  # shots (ids) re-rendering from the frames of the new pick
 
     @property
     def pick_changed(self) -> bool:
@@ -216,8 +216,14 @@ class Plan:
         """Shot id -> its takes, for every shot of several takes in the plan (or whose
         takes the lock holds), in plan order."""
         rows: dict[str, list[PlannedShot]] = {}
+        continuing: dict[str, list[str]] = {}  # shot id -> the shots re-rendering from it
         for planned in self.shots:
             rows.setdefault(planned.shot_id, []).append(planned)
+            if planned.shot is not None and (
+                planned.spends or planned.pending or planned.action is Action.REUSE
+            ):
+                for upstream in planned.shot.upstream:
+                    continuing.setdefault(upstream, []).append(planned.shot_id)
         out: dict[str, ShotTakes] = {}
         for shot_id, group in rows.items():
             if all(p.take is None for p in group):
@@ -225,13 +231,7 @@ class Plan:
             own = next((p for p in group if p.id == shot_id), None)
             shot = own.shot if own is not None else None
             asked = [p for p in group if p.shot is not None]
-            continued = tuple(
-                p.id
-                for p in self.shots
-                if p.shot is not None
-                and shot_id in p.shot.upstream
-                and (p.spends or p.pending or p.action is Action.REUSE)
-            )
+            continued = tuple(dict.fromkeys(continuing.get(shot_id, ())))
             out[shot_id] = ShotTakes(
                 shot_id=shot_id,
                 rows=tuple(sorted(group, key=lambda p: p.take or 0)),
