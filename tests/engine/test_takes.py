@@ -403,3 +403,17 @@ def test_the_draft_final_example_prices_the_final_and_goes_back_for_free(
     project.apply(*draft)
     project.apply(*final)
     assert len(local_jobs(project)) == 12
+
+
+def test_picking_with_an_empty_cache_pays_nothing(project: Project) -> None:
+    """The renders are only in the output files: the pick swaps them (each saved to the
+    cache before any file is written), no job."""
+    project.write(spec(takes=3))
+    project.apply()
+    take1, take3 = sha(project.output("opening")), sha(take_file(project, 3))
+    shutil.rmtree(project.cache_dir)
+    project.write(spec(takes=3, pick=3))
+    project.apply()
+    assert len(project.jobs()) == 3
+    assert sha(project.output("opening")) == take3
+    assert sha(take_file(project, 1)) == take1
