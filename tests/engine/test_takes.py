@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -417,3 +418,21 @@ def test_picking_with_an_empty_cache_pays_nothing(project: Project) -> None:
     assert len(project.jobs()) == 3
     assert sha(project.output("opening")) == take3
     assert sha(take_file(project, 1)) == take1
+
+
+def test_failed_takes_are_locked_refunded_and_planned_again(
+    project_factory: Callable[..., Project],
+) -> None:
+    project = project_factory(fail_rate=1.0)
+    project.write(spec(takes=2, seed=4))
+    result = project.apply(ok=False)
+    assert result.exit_code == 1
+    lock = yaml.safe_load(project.lock.read_text())
+    assert lock["version"] == 2 and lock["credits_total"] == 0
+    opening = lock["shots"]["opening"]
+    assert [t["take"] for t in opening["takes"]] == [1, 2]
+    assert all(t["failed"]["credits_refunded"] == 260 for t in opening["takes"])
+    doc = plan_json(project)
+    (shot,) = doc["shots"]
+    assert [t["action"] for t in shot["takes"]] == ["create", "create"]
+    assert all(t["reasons"][0].startswith("the last attempt failed") for t in shot["takes"])
