@@ -210,6 +210,12 @@ def _take_rows(group: ShotTakes, verbose: bool) -> list[_Row]:
             seed = p.shot.seed if p.shot is not None else None
             head = f"take {p.take}" + (f" (seed {seed})" if seed is not None else "")
             reasons = [d for d in _detail_lines(p) if not d.startswith("seed: ")]
+            locked = p.locked
+            if not reasons and locked is not None and locked.take is None and locked.seed is None:
+                reasons = [
+                    "the shot had no seed: its takes get derived seeds, take 1 too (its "
+                    "unseeded render stays in the cache; set a seed to keep it as take 1)"
+                ]
             lines.append(f"{head}: {reasons[0]}" if reasons else head)
             lines += [f"  {d}" for d in reasons[1:]]
         return tuple(lines)
@@ -234,7 +240,7 @@ def _take_rows(group: ShotTakes, verbose: bool) -> list[_Row]:
         dropped = []
     if new:
         cost = sum(p.estimated_credits for p in new)
-        more = "more " if group.locked_pick is not None or unchanged or back else ""
+        more = "more " if group.locked_pick is not None or unchanged or back or again else ""
         out.append(
             _Row(
                 "+",

@@ -436,3 +436,20 @@ def test_failed_takes_are_locked_refunded_and_planned_again(
     (shot,) = doc["shots"]
     assert [t["action"] for t in shot["takes"]] == ["create", "create"]
     assert all(t["reasons"][0].startswith("the last attempt failed") for t in shot["takes"])
+
+
+def test_a_seedless_shot_given_takes_says_why_its_first_take_renders_again(
+    project: Project,
+) -> None:
+    project.write(spec())
+    project.apply()
+    project.write(spec(takes=3))
+    plan = project.run("plan").output
+    assert "+ opening  2 more takes  520 credits" in plan
+    assert "-/+ opening  1 take render again  260 credits" in plan
+    assert "the shot had no seed: its takes get derived seeds, take 1 too" in plan
+    project.apply()
+    assert len(project.jobs()) == 4
+    project.write(spec())  # back to one take: its unseeded render, from the cache
+    project.apply()
+    assert len(project.jobs()) == 4
