@@ -24,7 +24,8 @@
     ├── BudgetExceeded                   --max-credits would be exceeded
     ├── FrozenWouldSpend                 --frozen and some shot needs a new job
     ├── PlanStale                        a saved plan no longer matches spec, lock or media
-    ├── NoSuchShot                       --target or --replace names no shot
+    ├── NoSuchShot                       --target, --replace or pick names no shot
+    ├── PickError                        `pick` cannot write that pick into the spec
     ├── LockHeld                         another apply holds the spec's lock
     ├── LockfileError                    the lockfile (tchavi.lock) cannot be read
     ├── RevisionError                    a git revision (or its repository) cannot be read
@@ -66,6 +67,7 @@ __all__ = [
     "MediaExpired",
     "ModelNotAllowed",
     "NoSuchShot",
+    "PickError",
     "PlanStale",
     "Problem",
     "RateLimited",
@@ -297,7 +299,12 @@ class PlanStale(TchaviRenderError):
 
 
 class NoSuchShot(TchaviRenderError):
-    """--target or --replace matches no shot of the spec or its lock."""
+    """--target, --replace or `pick` names no shot of the spec (or its lock)."""
+
+
+class PickError(TchaviRenderError):
+    """`pick` cannot write the pick: the take is out of range, or the shot is made by a
+    for_each or a templated id (the message says what to edit instead)."""
 
 
 class LockHeld(TchaviRenderError):

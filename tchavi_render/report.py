@@ -16,7 +16,7 @@ import functools
 import io
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, assert_never
 from urllib.parse import quote
@@ -26,7 +26,7 @@ import jinja2
 from tchavi_render.api.models import MEDIA_SLOTS
 from tchavi_render.engine.diff import Render, SpecDiff
 from tchavi_render.engine.lock import LockEntry
-from tchavi_render.engine.plan import Plan
+from tchavi_render.engine.plan import Plan, ShotTakes
 from tchavi_render.engine.status import ShotState, State, shot_states
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
 
@@ -119,11 +119,61 @@ def render_report(
         for shot_id, found in compare.head.items():
             videos[shot_id] = videos.get(shot_id) or found
     frames = {i: _key_frames(v) if v is not None else None for i, v in videos.items()}
+    groups = plan.takes()
     cards = [
         _card(number, shot, states[shot.id], videos[shot.id], frames, spec, out, compare)
         for number, shot in enumerate(spec.shots, start=1)
     ]
+    cards = [
+        replace(card, takes=_takes(shot, groups[shot.id], spec, out))
+        if shot.takes > 1 and shot.id in groups
+        else card
+        for card, shot in zip(cards, spec.shots, strict=True)
+    ]
     return _page(spec, plan, states, cards, compare)
+
+
+def _takes(shot: Shot, group: ShotTakes, spec: LoadedSpec, out: Path) -> tuple[_Take, ...]:
+    """Every take the spec asks for, side by side: its frames, seed and credits, the pick
+    marked, and the command that picks another. A take's render is found by its key (which
+    a pick does not change), wherever the lock has it."""
+    rendered = {
+        entry.key: entry
+        for row in group.rows
+        if (entry := row.locked) is not None and entry.output is not None
+    }
+    command = "tchavi-render pick"
+    spec_arg = "" if spec.path.name == "tchavi.yaml" else f" {_relative_name(spec, spec.path)}"
+    out_takes = []
+    for row in group.rows:
+        if row.shot is None or row.take is None:
+            continue  # a take no longer asked for, or the old id of the new pick
+        entry = rendered.get(row.key) if row.key else None
+        video = _video_path(spec, entry)
+        drawn = _key_frames(video) if video is not None else None
+        if entry is None:
+            note = "not rendered yet"
+        elif video is None:
+            note = "file missing"
+        else:
+            note = ""
+        out_takes.append(
+            _Take(
+                number=row.take,
+                picked=row.take == shot.pick,
+                frames=(
+                    (("first", drawn.first), ("middle", drawn.middle), ("last", drawn.last))
+                    if drawn is not None
+                    else ()
+                ),
+                note=note,
+                seed=str(row.shot.seed),
+                credits=_credits(entry.credits_used - entry.credits_refunded) if entry else "—",
+                href=_relative_url(video, out) if video is not None else None,
+                command=f"{command} {shot.id} {row.take}{spec_arg}",
+            )
+        )
+    return tuple(sorted(out_takes, key=lambda t: t.number))
 
 
 def _video_path(spec: LoadedSpec, entry: LockEntry | None) -> Path | None:
@@ -236,6 +286,20 @@ class _Before:
 
 
 @dataclass(frozen=True)
+class _Take:
+    """One take of a shot of several takes, as its card shows it."""
+
+    number: int
+    picked: bool
+    frames: tuple[tuple[str, str], ...]  # (which, data: URI); empty when none are drawn
+    note: str  # why there are no frames
+    seed: str
+    credits: str
+    href: str | None  # the take's video, relative to the page
+    command: str  # what picks it
+
+
+@dataclass(frozen=True)
 class _Card:
     number: int
     id: str
@@ -252,6 +316,7 @@ class _Card:
     settings: tuple[tuple[str, str], ...]
     render: _Render | None
     before: _Before | None = None
+    takes: tuple[_Take, ...] = ()  # a shot of several takes: each of them, side by side
 
 
 @dataclass(frozen=True)
@@ -387,7 +452,7 @@ def _card(
             ("resolution", shot.resolution),
             ("aspect ratio", shot.aspect_ratio),
             ("audio", "on" if shot.generate_audio else "off"),
-            ("seed", str(shot.seed) if shot.seed is not None else "random"),
+            ("seed", _seed(shot, state)),
         ),
         render=render,
         before=_before(shot.id, compare),
@@ -407,6 +472,15 @@ def _before(shot_id: str, compare: Comparison | None) -> _Before | None:
     frames = _key_frames(base.video) if base.video is not None else None
     missing = base.missing if base.video is None else "The video does not decode"
     return _Before(compare.label, base.shot_id, _frame_row(frames), missing)
+
+
+def _seed(shot: Shot, state: ShotState) -> str:
+    """The seed the shot's render was asked with: the picked take's, for a shot of takes."""
+    if shot.takes > 1:
+        entry = state.entry
+        seed = entry.seed if entry is not None and entry.take == shot.pick else None
+        return f"take {shot.pick} of {shot.takes}" + (f", {seed}" if seed is not None else "")
+    return str(shot.seed) if shot.seed is not None else "random"
 
 
 def _relative_name(spec: LoadedSpec, file: Path) -> str:
@@ -437,10 +511,12 @@ def _page(
     entries = [e for s in shots if (e := states[s.id].entry) is not None]
     running = sum(float(e.output.duration or 0) for e in entries if e.output is not None)
     pending = plan.summary.estimated_credits
+    # every take the spec asks for was paid for, not only the picks
+    paid = [e for p in plan.shots if p.shot is not None and (e := p.locked) is not None]
     tiles: tuple[_Tile, ...] = (
         _Tile("shots", str(len(shots)), ""),
         _Tile("up to date", f"{ready} / {len(shots)}", "ok" if ready == len(shots) else "warn"),
-        _Tile("credits spent", _credits(_net_credits(entries)), ""),
+        _Tile("credits spent", _credits(_net_credits(paid)), ""),
         _Tile("running time", _seconds(round(running, 2)), ""),
         _Tile("to render", f"{_credits(pending)} credits" if pending else "nothing", ""),
     )

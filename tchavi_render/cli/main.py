@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "apply": ("tchavi_render.cli.apply", "apply", "Render what changed; update the lock."),
     "diff": ("tchavi_render.cli.diff", "diff", "Show what changed between two git revisions."),
     "show": ("tchavi_render.cli.show", "show", "Show what the lock says was rendered."),
+    "pick": ("tchavi_render.cli.pick", "pick", "Choose which take is the shot, in the spec."),
     "report": ("tchavi_render.cli.report", "report", "Write the storyboard's review page (HTML)."),
     "export": ("tchavi_render.cli.export", "export", "Join the rendered shots into the final cut."),
     "cache": ("tchavi_render.cli.cache", "cache", "Inspect, clean or share the render cache."),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from tchavi_render.engine.plan import Action, Plan, PlannedShot
+from tchavi_render.engine.plan import Action, Plan, PlannedShot, ShotTakes
 
 if TYPE_CHECKING:
     # Annotations only: importing apply (and the API client) would slow `plan` down.
@@ -155,18 +156,169 @@ def shot_head(planned: PlannedShot) -> tuple[str, str]:
     return SYMBOL[planned.action], cost
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One line of a plan and the lines under it."""
+
+    symbol: str
+    id: str
+    label: str  # the action, or what happens to a shot's takes
+    cost: str
+    details: tuple[str, ...]
+    colour: str
+
+
+def _shot_row(planned: PlannedShot) -> _Row:
+    symbol, cost = shot_head(planned)
+    colour = "red" if planned.blocked else COLOUR[planned.action]
+    details = tuple(detail_lines(planned))
+    return _Row(symbol, planned.id, planned.action.value, cost, details, colour)
+
+
+def _rows(plan: Plan, verbose: bool) -> list[_Row]:
+    """The plan's lines: one per shot that does anything (every shot with `verbose`); the
+    takes of a shot of several takes are told as one story (engine.plan.ShotTakes)."""
+    groups = plan.takes()
+    rows: list[_Row] = []
+    told: set[str] = set()
+    for planned in plan.shots:
+        group = groups.get(planned.shot_id)
+        if group is None:
+            if verbose or planned.action is not Action.UNCHANGED:
+                rows.append(_shot_row(planned))
+        elif group.shot_id not in told:
+            told.add(group.shot_id)
+            rows += _take_rows(group, verbose)
+    return rows
+
+
+def _take_rows(group: ShotTakes, verbose: bool) -> list[_Row]:
+    shot, rows = group.shot_id, group.rows
+    out: list[_Row] = []
+    swapped: set[int] = set()
+    if group.pick_changed and group.pick is not None and group.locked_pick is not None:
+        swapped = {group.pick, group.locked_pick}
+        count = len(group.continued_by)
+        why = (
+            "no cost"
+            if not count
+            else f"no cost; {count} shots continue it and re-render"
+            if count != 1
+            else "no cost; 1 shot continues it and re-renders"
+        )
+        out.append(
+            _Row("~", shot, f"pick {group.locked_pick} → {group.pick}", f"({why})", (), "cyan")
+        )
+
+    def take_details(chosen: list[PlannedShot]) -> tuple[str, ...]:
+        lines = []
+        for p in chosen:
+            seed = p.shot.seed if p.shot is not None else None
+            head = f"take {p.take}" + (f" (seed {seed})" if seed is not None else "")
+            reasons = [d for d in detail_lines(p) if not d.startswith("seed: ")]
+            locked = p.locked
+            if not reasons and locked is not None and locked.take is None and locked.seed is None:
+                reasons = [
+                    "the shot had no seed: its takes get derived seeds, take 1 too (its "
+                    "unseeded render stays in the cache; set a seed to keep it as take 1)"
+                ]
+            lines.append(f"{head}: {reasons[0]}" if reasons else head)
+            lines += [f"  {d}" for d in reasons[1:]]
+        return tuple(lines)
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'s' if n != 1 else ''}"
+
+    # the shot itself, when it has one take now: its own line, as any shot's
+    single = [p for p in rows if p.take is None]
+    rows = tuple(p for p in rows if p.take is not None)
+    out += [_shot_row(p) for p in single if verbose or p.action is not Action.UNCHANGED]
+    blocked = [p for p in rows if p.blocked is not None]
+    live = [p for p in rows if p.blocked is None]
+    new = [p for p in live if p.spends and not (p.locked is not None and p.locked.rendered)]
+    again = [p for p in live if p.spends and p not in new]
+    collect = [p for p in live if p.action is Action.COLLECT]
+    back = [p for p in live if p.action is Action.REUSE and p.take not in swapped]
+    dropped = [p for p in live if p.action is Action.DELETE and p.take not in swapped]
+    unchanged = [p for p in live if p.action is Action.UNCHANGED]
+    if group.takes == 0 and dropped and not single:
+        out.append(_Row("-", shot, f"delete ({plural(len(dropped), 'take')})", "", (), "red"))
+        dropped = []
+    if new:
+        cost = sum(p.estimated_credits for p in new)
+        more = "more " if group.locked_pick is not None or unchanged or back or again else ""
+        out.append(
+            _Row(
+                "+",
+                shot,
+                f"{len(new)} {more}take{'s' if len(new) != 1 else ''}",
+                f"{credits(cost)} credits",
+                take_details(new),
+                "green",
+            )
+        )
+    if again:
+        cost = sum(p.estimated_credits for p in again)
+        out.append(
+            _Row(
+                "-/+",
+                shot,
+                f"{plural(len(again), 'take')} render again",
+                f"{credits(cost)} credits",
+                take_details(again),
+                "yellow",
+            )
+        )
+    if collect:
+        out.append(
+            _Row(
+                "<-",
+                shot,
+                plural(len(collect), "take") + " to collect",
+                "",
+                take_details(collect),
+                "cyan",
+            )
+        )
+    if back:
+        out.append(
+            _Row("<=", shot, plural(len(back), "take") + " reused", "", take_details(back), "cyan")
+        )
+    if dropped:
+        out.append(
+            _Row(
+                "-",
+                shot,
+                f"{plural(len(dropped), 'take')} dropped",
+                "",
+                (
+                    f"take{'s' if len(dropped) != 1 else ''} "
+                    f"{', '.join(str(p.take) for p in dropped)}: the files go, the cache keeps "
+                    "the renders (raising takes again costs nothing)",
+                ),
+                "red",
+            )
+        )
+    for p in blocked:
+        out.append(_shot_row(p))
+    if verbose and not out:
+        pick = f", pick {group.pick}" if group.pick is not None else ""
+        out.append(_Row(" ", shot, f"{plural(len(unchanged), 'take')}{pick}", "", (), "white"))
+    return out
+
+
 def plan_text(plan: Plan, *, colour: bool = False, verbose: bool = False) -> str:
     """One line per shot that does anything (every shot with `verbose`), then the summary."""
     lines: list[str] = []
-    shown = [p for p in plan.shots if verbose or p.action is not Action.UNCHANGED]
-    width = max((len(p.id) for p in shown), default=0)
-    for planned in shown:
-        symbol, cost = shot_head(planned)
-        head = f"  {symbol:>3} {planned.id:<{width}}  {planned.action.value:<9} {cost}".rstrip()
+    rows = _rows(plan, verbose)
+    width = max((len(r.id) for r in rows), default=0)
+    for row in rows:
+        label = f"{row.label:<9}" if len(row.label) <= 9 else f"{row.label} "
+        head = f"  {row.symbol:>3} {row.id:<{width}}  {label} {row.cost}".rstrip()
         if colour:
-            head = click.style(head, fg="red" if planned.blocked else COLOUR[planned.action])
+            head = click.style(head, fg=row.colour)
         lines.append(head)
-        for detail in detail_lines(planned):
+        for detail in row.details:
             lines.append(f"        {detail}")
     lines += plan_notes(plan)
     if not plan.has_changes:
@@ -198,15 +350,14 @@ def plan_markdown(plan: Plan, *, title: str = "tchavi-render plan") -> str:
         f"estimated **{credits(s.estimated_credits)} credits**",
         "",
     ]
-    changing = [p for p in plan.shots if p.action is not Action.UNCHANGED]
+    changing = _rows(plan, verbose=False)
     if changing:
         out += ["| | shot | action | credits | why |", "|---|---|---|---:|---|"]
-        for p in changing:
-            why = "<br>".join(md_escape(d) for d in detail_lines(p))
-            symbol, cost = shot_head(p)
+        for row in changing:
+            why = "<br>".join(md_escape(d) for d in row.details)
             out.append(
-                f"| `{symbol}` | `{p.id}` | {p.action.value} | "
-                f"{cost.removesuffix(' credits')} | {why} |"
+                f"| `{row.symbol}` | `{row.id}` | {md_escape(row.label)} | "
+                f"{row.cost.removesuffix(' credits')} | {why} |"
             )
         out.append("")
     for note in plan_notes(plan):
@@ -256,12 +407,25 @@ def result_text(result: ApplyResult) -> str:
 
 
 def lock_text(lock: Lockfile, order: Sequence[str] = ()) -> str:
-    """The lock as aligned columns, shots in `order` (the storyboard's), then the rest."""
-    ids = [i for i in order if i in lock.shots]
-    ids += sorted(set(lock.shots) - set(ids))
+    """The lock as aligned columns, shots in `order` (the storyboard's), then the rest; a
+    shot's other takes right under it, as `ID take N`."""
+    from tchavi_render.engine.takes import split_take_id
+
+    groups = lock.by_shot()
+    shots = [i for i in order if i in groups]
+    listed = set(shots)
+    shots += [i for i in groups if i not in listed]
+    ids = []
+    for shot_id in shots:
+        # the shot's own entry first, then its takes in number order
+        ids += sorted(groups[shot_id], key=lambda i: (i != shot_id, len(i), i))
     rows: list[list[str]] = []
-    for shot_id in ids:
-        e = lock.shots[shot_id]
+    for planned_id in ids:
+        e = lock.shots[planned_id]
+        owner, take = split_take_id(planned_id)
+        shot_id = f"{owner} take {take}" if take is not None else planned_id
+        if take is None and e.take is not None:
+            shot_id = f"{owner} (take {e.take}, picked)"
         if e.output is not None:
             net = e.credits_used - e.credits_refunded
             rows.append(
@@ -286,7 +450,10 @@ def lock_text(lock: Lockfile, order: Sequence[str] = ()) -> str:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append(("  " + "  ".join(cells)).rstrip())
-    lines.append(f"{len(lock.shots)} shots, {credits(lock.credits_total)} credits in total.")
+    count = len(shots)
+    lines.append(
+        f"{count} shot{'s' if count != 1 else ''}, {credits(lock.credits_total)} credits in total."
+    )
     return "\n".join(lines)
 
 

@@ -35,7 +35,7 @@ def show(spec: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], as
         doc = {
             "lock": str(lock_path),
             "credits_total": lock.credits_total,
-            "shots": {sid: lock.shots[sid].as_yaml() for sid in sorted(lock.shots)},
+            "shots": {sid: lock.shot_yaml(sid, ids) for sid, ids in lock.by_shot().items()},
         }
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:

@@ -67,11 +67,13 @@ class RunningEmulator:
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job in the store (all accounts), oldest first, as the API shows them, plus
-        `account`: the sha256 of the key that submitted it."""
+        `account`: the sha256 of the key that submitted it, and `params`: the request as
+        the emulator received it (what tests check seeds and prompts against)."""
         store = self._emulator.store
         store.settle(self._emulator.clock())
         return [
-            {**job_record(job, self.root_url), "account": job.account} for job in store.all_jobs()
+            {**job_record(job, self.root_url), "account": job.account, "params": job.params}
+            for job in store.all_jobs()
         ]
 
     def peak_in_flight(self, api_key: str) -> int:

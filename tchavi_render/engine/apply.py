@@ -144,6 +144,11 @@ def _apply_local(run: Run) -> None:
         elif planned.action is Action.UNCHANGED:
             locked = planned.locked
             run.outcome(planned.id, "unchanged", locked.job_id if locked else None)
+            take = planned.shot.take if planned.shot is not None else None
+            if locked is not None and locked.take != take:
+                # The same request (so the same seed) is now another take, or no take at
+                # all (takes back to 1): the lock says so; nothing is rendered or moved.
+                run.set_entry(planned.id, replace(locked, take=take))
             if locked is not None and locked.output is not None:
                 path = run.ctx.spec.project_dir / locked.output.path
                 run.final(planned.id, path, locked.output.sha256)

@@ -15,12 +15,15 @@ import yaml
 
 from tchavi_render.engine.lock import (
     LOCK_VERSION,
+    LOCK_VERSIONS,
     FailedAttempt,
     LockEntry,
     Lockfile,
     OutputRecord,
 )
+from tchavi_render.engine.takes import take_id
 from tchavi_render.errors import LockfileError
+from tchavi_render.spec.fieldtypes import MAX_TAKES
 from tchavi_render.spec.shot import ID_PATTERN
 
 __all__ = ["output_path_problem", "read_lock"]
@@ -185,6 +188,18 @@ _ENTRY_FIELDS = (
     "credits_refunded",
     "failed",
     "request",
+    "pick",
+    "takes",
+)
+_TAKE_FIELDS = (
+    "take",
+    "seed",
+    "key",
+    "job_id",
+    "output",
+    "credits_used",
+    "credits_refunded",
+    "failed",
 )
 _OUTPUT_FIELDS = ("path", "sha256", "bytes", "duration", "resolution")
 _FAILED_FIELDS = ("job_id", "code", "message", "credits_used", "credits_refunded")
@@ -231,7 +246,7 @@ class _Checker:
                     f"unknown key {name!r}; a lock has version, credits_total and shots",
                 )
         version = doc.get("version")
-        if version != LOCK_VERSION or isinstance(version, bool):
+        if version not in LOCK_VERSIONS or type(version) is not int:
             newer = type(version) is int and version > LOCK_VERSION
             self.bad(
                 ("version",),
@@ -250,19 +265,135 @@ class _Checker:
             return None
         shots: dict[str, LockEntry] = {}
         for shot_id, raw in shots_doc.items():
-            entry = self.entry(shot_id, raw)
-            if entry is not None:
-                shots[str(shot_id)] = entry
+            if isinstance(raw, dict) and ("takes" in raw or "pick" in raw) and version == 1:
+                self.bad(
+                    ("shots", shot_id, "takes" if "takes" in raw else "pick", _KEY),
+                    f"shot {shot_id!r}: takes are written in lock version {LOCK_VERSION}, "
+                    "but this lock says version 1",
+                )
+            shots.update(self.shot(shot_id, raw))
         return Lockfile(shots=shots)
 
-    def entry(self, shot_id: Any, raw: Any) -> LockEntry | None:
+    def shot(self, shot_id: Any, raw: Any) -> dict[str, LockEntry]:
+        """The entries of one shot: its own, and one per take that is not its pick."""
         path: PathKey = ("shots", shot_id)
         if not isinstance(shot_id, str) or not ID_PATTERN.match(shot_id):
             self.bad((*path, _KEY), f"{shot_id!r} is not a shot id tchavi-render writes")
-            return None
+            return {}
         if not isinstance(raw, dict):
             self.bad(path, f"shot {shot_id!r}: its entry must be a mapping, got {_kind(raw)}")
+            return {}
+        if "takes" not in raw and "pick" not in raw:
+            entry = self.entry(shot_id, raw, path)
+            return {} if entry is None else {shot_id: entry}
+        before = len(self.problems)
+        what = f"shot {shot_id!r}"
+        pick: int | None = None
+        if raw.get("pick") is not None:
+            pick = self.take_number(raw, (*path, "pick"), f"{what}: pick")
+        items = raw.get("takes")
+        if not isinstance(items, list) or not items:
+            self.bad(
+                (*path, "takes") if "takes" in raw else path,
+                f"{what}: takes must list the shot's takes (take, seed, key, ...), got "
+                f"{_kind(items)}",
+            )
+            return {}
+        own = self.entry(shot_id, raw, path, take=pick) if "key" in raw else None
+        if "key" not in raw:
+            self.known(raw, path, _ENTRY_FIELDS, what)
+        if pick is not None and "key" not in raw:
+            self.bad(path, f"{what}: key is missing (the key of take {pick}, the pick)")
+        written = raw.get("request")
+        request: dict[Any, Any] = written if isinstance(written, dict) else {}
+        listed = [i.get("take") for i in items if isinstance(i, dict)]
+        for i, number in enumerate(listed):
+            if number is not None and listed.index(number) < i:
+                self.bad(
+                    (*path, "takes", i, "take"),
+                    f"{what}: take {number} is listed twice; keep one of them",
+                )
+                return {}
+        if pick is not None and pick not in listed:
+            shown = ", ".join(str(t) for t in listed if type(t) is int)
+            self.bad(
+                (*path, "pick"),
+                f"{what}: pick {pick} is not one of the takes listed ({shown or 'none'})",
+            )
+            return {}
+        out: dict[str, LockEntry] = {}
+        for i, item in enumerate(items):
+            entry = self.take(shot_id, item, (*path, "takes", i), request, pick)
+            if entry is None or entry.take is None:
+                continue
+            if entry.take == pick:
+                if own is not None and (entry.key != own.key or entry.output != own.output):
+                    self.bad(
+                        (*path, "takes", i),
+                        f"{what}: take {pick} is the pick, but its key or output differs "
+                        "from the shot's own",
+                    )
+                continue
+            out[take_id(shot_id, entry.take)] = entry
+        if len(self.problems) > before:
+            return {}
+        if own is not None:
+            out[shot_id] = own
+        return out
+
+    def take_number(self, raw: dict[Any, Any], path: PathKey, what: str) -> int | None:
+        value = raw.get(path[-1])
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TAKES:
+            self.bad(path, f"{what} must be a take number from 1 to {MAX_TAKES}, got {value!r}")
             return None
+        return value
+
+    def take(
+        self,
+        shot_id: str,
+        raw: Any,
+        path: PathKey,
+        request: dict[Any, Any],
+        pick: int | None,
+    ) -> LockEntry | None:
+        what = f"shot {shot_id!r}: takes[{path[-1]}]"
+        if not isinstance(raw, dict):
+            self.bad(path, f"{what} must be a mapping (take, seed, key, ...), got {_kind(raw)}")
+            return None
+        before = len(self.problems)
+        self.known(raw, path, _TAKE_FIELDS, what)
+        number = self.take_number(raw, (*path, "take"), f"{what}.take")
+        seed = raw.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            self.bad((*path, "seed"), f"{what}.seed must be a whole number, got {seed!r}")
+        key = self.text(raw, (*path, "key"), f"{what}.key", pattern=_RENDER_KEY)
+        job_id = self.text(raw, (*path, "job_id"), f"{what}.job_id", required=False)
+        planned = shot_id if number is None or number == pick else take_id(shot_id, number)
+        output = self.output(planned, raw.get("output"), (*path, "output"), what)
+        failed = self.failed(planned, raw.get("failed"), (*path, "failed"), what)
+        used = self.count(raw, (*path, "credits_used"), f"{what}.credits_used")
+        refunded = self.count(raw, (*path, "credits_refunded"), f"{what}.credits_refunded")
+        if len(self.problems) > before:
+            return None
+        take_request = dict(request)
+        take_request.pop("seed", None)
+        if seed is not None:
+            take_request["seed"] = seed
+        return LockEntry(
+            key=key or "",
+            model=str(request.get("model") or ""),
+            request=take_request,
+            job_id=job_id,
+            output=output,
+            credits_used=used,
+            credits_refunded=refunded,
+            failed=failed,
+            take=number,
+        )
+
+    def entry(
+        self, shot_id: str, raw: dict[Any, Any], path: PathKey, take: int | None = None
+    ) -> LockEntry | None:
         before = len(self.problems)
         self.known(raw, path, _ENTRY_FIELDS, f"shot {shot_id!r}")
         key = self.text(raw, (*path, "key"), f"shot {shot_id!r}: key", pattern=_RENDER_KEY)
@@ -293,12 +424,15 @@ class _Checker:
             credits_used=used,
             credits_refunded=refunded,
             failed=failed,
+            take=take,
         )
 
-    def output(self, shot_id: str, raw: Any, path: PathKey) -> OutputRecord | None:
+    def output(
+        self, shot_id: str, raw: Any, path: PathKey, owner: str | None = None
+    ) -> OutputRecord | None:
         if raw is None:
             return None
-        what = f"shot {shot_id!r}: output"
+        what = f"{owner or f'shot {shot_id!r}:'} output"
         if not isinstance(raw, dict):
             self.bad(path, f"{what} must be a mapping (path, sha256, bytes, ...), got {_kind(raw)}")
             return None
@@ -322,10 +456,12 @@ class _Checker:
             return None
         return OutputRecord(where, sha, size, duration, resolution)
 
-    def failed(self, shot_id: str, raw: Any, path: PathKey) -> FailedAttempt | None:
+    def failed(
+        self, shot_id: str, raw: Any, path: PathKey, owner: str | None = None
+    ) -> FailedAttempt | None:
         if raw is None:
             return None
-        what = f"shot {shot_id!r}: failed"
+        what = f"{owner or f'shot {shot_id!r}:'} failed"
         if not isinstance(raw, dict):
             self.bad(path, f"{what} must be a mapping (job_id, code, ...), got {_kind(raw)}")
             return None
@@ -392,13 +528,15 @@ class _Checker:
 def output_path_problem(path: str, shot_id: str) -> str | None:
     """Why `path` (from a lock) is not a file tchavi-render places for `shot_id`, or None.
 
-    Outputs are `<output_dir>/<id>.mp4`, relative to the project, inside it."""
+    Outputs are `<output_dir>/<id>.mp4` (`<output_dir>/<id>.takes/<i>.mp4` for a take that
+    is not the pick), relative to the project, inside it."""
     name = f"{shot_id}.mp4"
     pure = PurePosixPath(path)
+    tail = PurePosixPath(name).parts
     if "\\" in path or pure.is_absolute() or path.startswith("~"):
         return f"is not a path relative to the project; outputs are named '<output_dir>/{name}'"
     if any(part in ("..", ".", "") for part in path.split("/")):
         return f"leaves or repeats a directory; outputs are named '<output_dir>/{name}'"
-    if pure.name != name:
+    if pure.parts[-len(tail) :] != tail:
         return f"is not a file tchavi-render writes; this shot's output is '<output_dir>/{name}'"
     return None

@@ -8,6 +8,7 @@ write and delete obeys `engine.outputs` (only files this lock placed).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from tchavi_render.engine.lock import LockEntry, OutputRecord
 from tchavi_render.engine.outputs import delete_problem, write_problem
 from tchavi_render.engine.plan import Action, PlannedShot
 from tchavi_render.engine.run import Failure, Run
+from tchavi_render.engine.takes import split_take_id
 
 __all__ = ["adopt", "place", "remove_output", "stage"]
 
@@ -107,4 +109,8 @@ def remove_output(run: Run, shot_id: str, entry: LockEntry | None) -> str | None
     if kept is None and entry.output.path not in run.unsaved:
         path: Path = run.ctx.spec.project_dir / entry.output.path
         path.unlink(missing_ok=True)
+        if split_take_id(shot_id)[1] is not None:
+            # The last take that goes takes its `<id>.takes/` folder with it.
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
     return kept

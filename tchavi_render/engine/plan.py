@@ -17,6 +17,7 @@ from tchavi_render.engine.keys import UpstreamUnknown, key_request, shot_key
 from tchavi_render.engine.lock import LockEntry, Lockfile, OutputRecord
 from tchavi_render.engine.outputs import Outputs, delete_problem, write_problem
 from tchavi_render.engine.reasons import FieldChange, field_changes, local_files
+from tchavi_render.engine.takes import base_id, split_take_id, take_shots
 from tchavi_render.errors import NoSuchShot
 from tchavi_render.spec.shot import LoadedSpec, Shot
 from tchavi_render.text import did_you_mean
@@ -29,6 +30,7 @@ __all__ = [
     "Plan",
     "PlannedShot",
     "ReuseSource",
+    "ShotTakes",
     "Summary",
     "make_plan",
 ]
@@ -89,6 +91,21 @@ class PlannedShot:
         return self.action in SPENDING and self.blocked is None
 
     @property
+    def shot_id(self) -> str:
+        """The spec's shot this row renders (itself, or the shot a take belongs to)."""
+        return base_id(self.id)
+
+    @property
+    def take(self) -> int | None:
+        """Which take this row is, for a shot of several takes (or a take leaving it)."""
+        if self.shot is not None:
+            return self.shot.take
+        number = split_take_id(self.id)[1]
+        if number is not None:
+            return number
+        return self.locked.take if self.locked is not None else None
+
+    @property
     def pending(self) -> bool:
         """Its key depends on a shot that renders in this run (continuity)."""
         return not self.key and self.action is not Action.DELETE
@@ -104,6 +121,33 @@ class PlannedShot:
         if self.blocked is not None:
             out["blocked"] = self.blocked
         return out
+
+    def take_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"take": self.take, "seed": None, **self.as_json()}
+        if self.shot is not None:
+            out["seed"] = self.shot.seed
+        elif self.locked is not None:
+            out["seed"] = self.locked.seed
+        return out
+
+
+@dataclass(frozen=True)
+class ShotTakes:
+    """The rows of one shot of several takes, as a reader of the plan sees them: the pick
+    it had and has, and which takes render, come back, stay or go."""
+
+    shot_id: str
+    rows: tuple[PlannedShot, ...]  # take order
+    takes: int  # asked for now (0: the shot leaves the spec)
+    pick: int | None  # now
+    locked_pick: int | None  # in the lock
+    continued_by: tuple[str, ...]  # shots (ids) re-rendering from the frames of the new pick
+
+    @property
+    def pick_changed(self) -> bool:
+        return (
+            self.pick is not None and self.locked_pick is not None and self.pick != self.locked_pick
+        )
 
 
 @dataclass(frozen=True)
@@ -172,15 +216,67 @@ class Plan:
     def spending(self) -> tuple[PlannedShot, ...]:
         return tuple(p for p in self.shots if p.spends)
 
+    def takes(self) -> dict[str, ShotTakes]:
+        """Shot id -> its takes, for every shot of several takes in the plan (or whose
+        takes the lock holds), in plan order."""
+        rows: dict[str, list[PlannedShot]] = {}
+        continuing: dict[str, list[str]] = {}  # shot id -> the shots re-rendering from it
+        for planned in self.shots:
+            rows.setdefault(planned.shot_id, []).append(planned)
+            if planned.shot is not None and (
+                planned.spends or planned.pending or planned.action is Action.REUSE
+            ):
+                for upstream in planned.shot.upstream:
+                    continuing.setdefault(upstream, []).append(planned.shot_id)
+        out: dict[str, ShotTakes] = {}
+        for shot_id, group in rows.items():
+            if all(p.take is None for p in group):
+                continue  # a shot of one take, as before takes existed
+            own = next((p for p in group if p.id == shot_id), None)
+            shot = own.shot if own is not None else None
+            asked = [p for p in group if p.shot is not None]
+            continued = tuple(dict.fromkeys(continuing.get(shot_id, ())))
+            out[shot_id] = ShotTakes(
+                shot_id=shot_id,
+                rows=tuple(sorted(group, key=lambda p: p.take or 0)),
+                takes=asked[0].shot.takes if asked and asked[0].shot else 0,
+                pick=shot.pick if shot is not None and shot.takes > 1 else None,
+                locked_pick=own.locked.take if own is not None and own.locked else None,
+                continued_by=continued,
+            )
+        return out
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "shots": [p.as_json() for p in self.shots],
-            "summary": self.summary.as_json(),
-        }
+        """One item per shot; a shot of several takes lists them under `takes`, with its
+        `pick` (its own fields are those of the picked take)."""
+        groups = self.takes()
+        items: list[dict[str, Any]] = []
+        for planned in self.shots:
+            group = groups.get(planned.shot_id)
+            if group is None:
+                items.append(planned.as_json())
+                continue
+            if planned.id != planned.shot_id and any(r.id == group.shot_id for r in group.rows):
+                continue  # listed under its shot
+            item = planned.as_json()
+            if planned.id == planned.shot_id:
+                item["pick"] = group.pick
+                item["locked_pick"] = group.locked_pick
+                # a take that became the pick leaves its old id: not a take of its own
+                item["takes"] = [
+                    r.take_json()
+                    for r in group.rows
+                    if r.take is not None
+                    and not (r.action is Action.DELETE and r.take == group.pick)
+                ]
+            items.append(item)
+        return {"shots": items, "summary": self.summary.as_json()}
 
 
 def matches(shot_id: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(shot_id, p) for p in patterns)
+    """A glob naming a shot names all its takes; `ID.takes/2` names one take."""
+    shot = base_id(shot_id)
+    return any(fnmatch.fnmatchcase(shot_id, p) or fnmatch.fnmatchcase(shot, p) for p in patterns)
 
 
 def storyboard_order(shots: Sequence[Shot]) -> list[Shot]:
@@ -262,16 +358,17 @@ def make_plan(
     A shot that continues a shot rendered in this run has no key until that render exists:
     it is planned as a render (`pending`), and apply decides once the frame is known.
     """
-    known = [s.id for s in spec.shots] + list(lock.shots)
+    shots = take_shots(spec.shots)
+    known = [s.id for s in shots] + list(lock.shots)
     for flag, patterns in (("--target", targets), ("--replace", force_replace)):
         for pattern in patterns:
-            if not any(fnmatch.fnmatchcase(i, pattern) for i in known):
+            if not any(matches(i, [pattern]) for i in known):
                 raise NoSuchShot(
                     f"{flag} {pattern!r} matches no shot of {spec.path.name} or its lock."
                     f"{did_you_mean(pattern, known)} Check the id, or quote a glob"
                 )
-    selected = {s.id for s in spec.shots if not targets or matches(s.id, targets)}
-    selected = upstream_closure(spec.shots, selected)
+    selected = {s.id for s in shots if not targets or matches(s.id, targets)}
+    selected = upstream_closure(shots, selected)
     flights = dict(in_flight or {})
 
     context = _Context(
@@ -285,7 +382,7 @@ def make_plan(
         claimed=claimed,
     )
     decided: dict[str, PlannedShot] = {}
-    for shot in storyboard_order(spec.shots):
+    for shot in storyboard_order(shots):
         if shot.id not in selected:
             continue
         forced = matches(shot.id, force_replace)
@@ -299,17 +396,26 @@ def make_plan(
         known_output = _known_output(planned, cached, remote)
         if known_output is not None:
             context.outputs[shot.id] = known_output
-    planned_shots = [decided[s.id] for s in spec.shots if s.id in decided]
+    planned_shots = [decided[s.id] for s in shots if s.id in decided]
 
-    spec_ids = {s.id for s in spec.shots}
+    spec_ids = {s.id for s in shots}
     for shot_id in sorted(set(lock.shots) - spec_ids):
         if targets and not matches(shot_id, targets):
             continue
         entry = lock.shots[shot_id]
         kept = delete_problem(files, shot_id, entry)
-        why = "no longer in the spec; its file goes, the cache keeps the render"
+        owner, take = split_take_id(shot_id)
+        gone = "no longer in the spec"
+        if take is not None and owner in spec_ids:
+            shot = spec.shot(owner)
+            gone = (
+                f"take {take} is now the pick: it becomes {owner!r} itself"
+                if take == shot.pick and shot.takes > 1
+                else f"take {take} is no longer asked for (takes: {shot.takes})"
+            )
+        why = f"{gone}; its file goes, the cache keeps the render"
         if kept is not None:
-            why = f"no longer in the spec; {kept}"
+            why = f"{gone}; {kept}"
         planned_shots.append(
             PlannedShot(
                 id=shot_id,

@@ -251,6 +251,7 @@ class Run:
             ),
             credits_used=record.credits_used,
             credits_refunded=record.credits_refunded,
+            take=shot.take,
         )
 
     def outcome(self, shot_id: str, status: str, job_id: str | None = None, msg: str = "") -> None:
@@ -295,5 +296,6 @@ def record_failure(run: Run, planned: PlannedShot, failure: Failure) -> None:
             model=planned.shot.model,
             request=key_request(planned.shot, run.output_sha),
             failed=attempt,
+            take=planned.shot.take,
         )
     run.set_entry(planned.id, entry)

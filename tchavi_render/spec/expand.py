@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from tchavi_render.spec.fields import Fields, ShotState, Where, no_ref
-from tchavi_render.spec.fieldtypes import describe
+from tchavi_render.spec.fieldtypes import MAX_TAKES, describe
 from tchavi_render.spec.graph import ShotGraph
 from tchavi_render.spec.locate import template_problem
-from tchavi_render.spec.model import GENERATION_FIELDS, Defaults, ShotSpec
+from tchavi_render.spec.model import GENERATION_FIELDS, TAKE_FIELDS, Defaults, ShotSpec
 from tchavi_render.spec.repair import Aside
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.request import RequestChecks
 from tchavi_render.spec.shot import ID_PATTERN, MEDIA_LIST_FIELDS, MEDIA_ONE_FIELDS, Shot
 from tchavi_render.spec.template import FieldTemplates, TemplateFailure, is_template
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
+from tchavi_render.spec.yamlscalar import parse_scalar
 
 __all__ = ["Axes", "Expander", "WrittenShot"]
 
@@ -127,7 +128,66 @@ class Expander:
                 state.templated.add(name)
             self.fields.field(name, raw, path, context, where, state)
         self.fields.prompt(shot, defaults, context, where, state)
-        return self._check(state, shot_path, written_id if valid_id else None, label, index, where)
+        takes = self._takes(written, context, where, state)
+        return self._check(
+            state, shot_path, written_id if valid_id else None, label, index, where, takes
+        )
+
+    def _takes(
+        self, written: WrittenShot, context: dict[str, Any], where: Where, state: ShotState
+    ) -> tuple[int, int] | None:
+        """The shot's (takes, pick), from the shot or `defaults:`, templates rendered; None
+        when either is broken (reported here, or already by the shape check)."""
+        values: dict[str, tuple[int, PathKey]] = {}
+        aside = self.aside.shots.get(written.path, set())
+        for name in TAKE_FIELDS:
+            if name in written.spec.model_fields_set:
+                value, path = getattr(written.spec, name), (*written.path, name)
+            elif name in aside:
+                return None
+            elif name in written.defaults.model_fields_set:
+                value, path = getattr(written.defaults, name), ("defaults", name)
+            elif name in self.aside.defaults:
+                return None
+            else:
+                continue
+            if isinstance(value, str):
+                value = self._take_number(name, value, path, context, where)
+                if value is None:
+                    state.failed.add(name)
+                    return None
+            if value is not None:  # null: the default (one take, the first)
+                values[name] = (value, path)
+        takes, _ = values.get("takes", (1, ()))
+        pick, pick_path = values.get("pick", (1, ()))
+        if pick > takes:
+            count = "1 take" if takes == 1 else f"{takes} takes"
+            self.report.error(
+                self.doc.locate(pick_path),
+                f"pick: {pick} is not one of the shot's {count}; pick a take from 1 to "
+                f"{takes}, or raise takes{where.suffix(pick_path, False)}",
+            )
+            state.failed.add("pick")
+            return None
+        return takes, pick
+
+    def _take_number(
+        self, name: str, raw: str, path: PathKey, context: dict[str, Any], where: Where
+    ) -> int | None:
+        """A templated `takes` or `pick`, rendered and checked (reported when broken)."""
+        text = self.fields.text(raw, context, path, f"{name}: ", where)
+        if text is None:
+            return None
+        value = parse_scalar(text.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TAKES:
+            return value
+        what = "a number of takes" if name == "takes" else "a take number"
+        self.report.error(
+            self.doc.locate(path),
+            f"{name}: the template gave {text!r}, which is not {what} from 1 to {MAX_TAKES}"
+            f"{where.suffix(path, True)}",
+        )
+        return None
 
     def _id(
         self, shot: ShotSpec, context: dict[str, Any], shot_path: PathKey, label: str
@@ -163,6 +223,7 @@ class Expander:
         label: str,
         index: int,
         where: Where,
+        takes: tuple[int, int] | None,
     ) -> Shot | None:
         problems = self.checks.check(state, shot_path, where)
         self.graph.note_frames(state, shot_id, label)
@@ -174,12 +235,18 @@ class Expander:
             self.graph.known.setdefault(
                 shot_id, None if broken else 5 if duration is None else duration
             )
-        if shot_id is None or state.failed or problems:
+        if shot_id is None or state.failed or problems or takes is None:
             return None
-        return self._build(state, shot_path, shot_id, label, index)
+        return self._build(state, shot_path, shot_id, label, index, takes)
 
     def _build(
-        self, state: ShotState, shot_path: PathKey, shot_id: str, label: str, index: int
+        self,
+        state: ShotState,
+        shot_path: PathKey,
+        shot_id: str,
+        label: str,
+        index: int,
+        takes: tuple[int, int],
     ) -> Shot:
         values = state.values
         fields: dict[str, Any] = {
@@ -196,6 +263,8 @@ class Expander:
             index=index,
             location=self.doc.locate(shot_path),
             instance=label,
+            takes=takes[0],
+            pick=takes[1],
             **fields,
         )
 

@@ -16,6 +16,7 @@ from tchavi_render.spec.template import MAX_TEXT, is_template
 from tchavi_render.text import did_you_mean
 
 __all__ = [
+    "MAX_TAKES",
     "NULL_SCHEMA",
     "RESERVED_NAMES",
     "Assets",
@@ -26,9 +27,11 @@ __all__ = [
     "ManyMedia",
     "OneMedia",
     "OptStr",
+    "Pick",
     "Prompt",
     "Seed",
     "Str",
+    "Takes",
     "Vars",
     "check_string",
     "describe",
@@ -325,6 +328,44 @@ Flag = Annotated[
         _TEMPLATE,
         NULL_SCHEMA,
         description="Generate a soundtrack (default true).",
+    ),
+]
+MAX_TAKES = 20
+
+
+def _take_count(what: str, upper: str) -> Callable[[Any], int | str | None]:
+    def check(v: Any) -> int | str | None:
+        if v is None:
+            return None
+        if isinstance(v, str) and is_template(v):
+            return v  # checked once rendered (spec/expand.py)
+        if isinstance(v, int) and not isinstance(v, bool):
+            if 1 <= v <= MAX_TAKES:
+                return v
+            raise ValueError(f"must be {what} from 1 to {upper}, got {v}")
+        raise ValueError(f"must be {what} from 1 to {upper}, got {describe(v)}")
+
+    return check
+
+
+Takes = Annotated[
+    int | str | None,
+    PlainValidator(_take_count("a number of takes", str(MAX_TAKES))),
+    _schema(
+        {"type": "integer", "minimum": 1, "maximum": MAX_TAKES},
+        _TEMPLATE,
+        NULL_SCHEMA,
+        description="How many takes of the shot to render (1..20), each with its own seed.",
+    ),
+]
+Pick = Annotated[
+    int | str | None,
+    PlainValidator(_take_count("a take number", "takes")),
+    _schema(
+        {"type": "integer", "minimum": 1, "maximum": MAX_TAKES},
+        _TEMPLATE,
+        NULL_SCHEMA,
+        description="The take that is the shot (1..takes, default 1); picking costs nothing.",
     ),
 ]
 ForEachValues = Annotated[

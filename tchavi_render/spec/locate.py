@@ -8,7 +8,14 @@ from pydantic import BaseModel, ValidationError
 
 from tchavi_render.errors import Problem
 from tchavi_render.spec.fieldtypes import describe
-from tchavi_render.spec.model import GENERATION_FIELDS, Defaults, SequenceClip, ShotSpec, Spec
+from tchavi_render.spec.model import (
+    GENERATION_FIELDS,
+    TAKE_FIELDS,
+    Defaults,
+    SequenceClip,
+    ShotSpec,
+    Spec,
+)
 from tchavi_render.spec.shot import Location
 from tchavi_render.spec.template import TemplateFailure
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
@@ -68,7 +75,7 @@ def validation_problems(
             model = _model_at(loc[:-1])
             known = list(model.model_fields) if model is not None else []
             message = f"unknown key {name!r}.{did_you_mean(name, known)}"
-            if model is Spec and name in GENERATION_FIELDS:
+            if model is Spec and name in GENERATION_FIELDS + TAKE_FIELDS:
                 message += " Generation fields go under 'defaults:' or in a shot."
             elif model is not None and not did_you_mean(name, known):
                 message += f" Known keys: {', '.join(known)}."

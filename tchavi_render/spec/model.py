@@ -28,8 +28,10 @@ from tchavi_render.spec.fieldtypes import (
     ManyMedia,
     OneMedia,
     OptStr,
+    Pick,
     Prompt,
     Seed,
+    Takes,
     Vars,
     check_string,
     describe,
@@ -46,6 +48,7 @@ __all__ = [
     "GENERATION_FIELDS",
     "MAX_MEDIA_URL_TTL",
     "SCHEMA_VERSION",
+    "TAKE_FIELDS",
     "CacheSpec",
     "Defaults",
     "GenerationFields",
@@ -163,11 +166,21 @@ class GenerationFields(_Frozen):
 GENERATION_FIELDS: tuple[str, ...] = tuple(GenerationFields.model_fields)
 
 
-class Defaults(GenerationFields):
+class TakeFields(_Frozen):
+    """How many versions of a shot to render and which one is kept: not sent to the API."""
+
+    takes: Takes = None
+    pick: Pick = None
+
+
+TAKE_FIELDS: tuple[str, ...] = tuple(TakeFields.model_fields)
+
+
+class Defaults(GenerationFields, TakeFields):
     """Generation fields applied to every shot that does not set them."""
 
 
-class ShotSpec(GenerationFields):
+class ShotSpec(GenerationFields, TakeFields):
     """One shot as written: generation fields plus its id, its vars and its for_each."""
 
     model_config = ConfigDict(title="Shot")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from tchavi_render.spec.fieldtypes import describe
 from tchavi_render.spec.locate import validation_problems
-from tchavi_render.spec.model import GENERATION_FIELDS, Spec
+from tchavi_render.spec.model import GENERATION_FIELDS, TAKE_FIELDS, Spec
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.yamlpos import PathKey, YamlDoc
 
@@ -137,5 +137,7 @@ def _with_meant(names: set[str]) -> set[str]:
     that a typo is reported once, not again as a missing field."""
     out = set(names)
     for name in names:
-        out.update(difflib.get_close_matches(name, GENERATION_FIELDS, n=1, cutoff=0.6))
+        out.update(
+            difflib.get_close_matches(name, GENERATION_FIELDS + TAKE_FIELDS, n=1, cutoff=0.6)
+        )
     return out

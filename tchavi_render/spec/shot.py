@@ -109,6 +109,12 @@ class Shot:
     reference_audios: tuple[Media, ...] = ()
     # "ratio='16:9'" for a for_each instance, "" otherwise; named in messages.
     instance: str = ""
+    # `takes: N` renders N versions, `pick: i` is the one that is the shot; neither is sent.
+    # The engine turns a shot of several takes into one Shot per take (engine/takes.py):
+    # `take` is then its number and `seed` the take's own.
+    takes: int = 1
+    pick: int = 1
+    take: int | None = None
 
     def media(self) -> Iterator[tuple[str, Media]]:
         """Every (field, media) pair of the shot, in request order."""

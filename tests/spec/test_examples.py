@@ -70,3 +70,22 @@ def test_the_committed_media_are_what_the_script_makes(make_media: ModuleType) -
             committed = (EXAMPLES / folder / name).read_bytes()
             assert committed == data, f"examples/{folder}/{name} is stale: run make_media.py"
             assert len(data) < 20_000
+
+
+@pytest.mark.parametrize(
+    ("stage", "takes", "resolution", "duration", "seeds"),
+    [
+        ("draft", 3, "480p", 2, [101, 201, 301]),
+        ("final", 1, "720p", 5, [102, 201, 303]),
+    ],
+)
+def test_the_draft_final_example_keeps_the_approved_takes_seed(
+    stage: str, takes: int, resolution: str, duration: int, seeds: list[int]
+) -> None:
+    folder = EXAMPLES / "draft-final"
+    loaded = load_spec(folder / "tchavi.yaml", var_files=[folder / "vars" / f"{stage}.yaml"])
+    assert [(s.takes, s.resolution, s.duration) for s in loaded.shots] == [
+        (takes, resolution, duration)
+    ] * 3
+    assert [s.seed for s in loaded.shots] == seeds
+    assert [s.pick for s in loaded.shots] == ([2, 1, 3] if stage == "draft" else [1, 1, 1])

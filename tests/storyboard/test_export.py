@@ -225,3 +225,19 @@ def test_a_2_fps_video_is_resampled_to_24_fps_frame_by_frame(tmp_path: Path) -> 
     for k in range(0, 3 * FPS, 5):
         i = int((1.0 + k / FPS + 0.5 / FPS) * 2)
         assert abs(square_x(cut.frames[k]) - sources[i]) <= 1, f"frame {k}"
+
+
+def test_export_uses_the_picked_take(project: Project) -> None:
+    spec = (
+        head(seed=30, generate_audio=False)
+        + '  - id: opening\n    prompt: "Aerial view of Cotonou"\n    takes: 3\n'
+    )
+    project.write(spec)
+    project.apply()
+    take3 = first_frame(project.root / "renders" / "opening.takes" / "3.mp4")
+    project.run("pick", "opening", "3")
+    project.apply()
+    project.run("export")
+    cut = first_frame(project.root / "final.mp4")
+    assert difference(cut, take3) < 8
+    assert difference(cut, first_frame(project.root / "renders" / "opening.takes" / "1.mp4")) > 8

@@ -185,3 +185,33 @@ shots:
     assert "&lt;b id=&#34;injected&#34;&gt;bold&lt;/b&gt;&lt;script&gt;" in text
     assert "&lt;i&gt;it&lt;/i&gt;" in text  # the prompt, and the for_each values shown
     assert "stills/&#34;&gt;&lt;img src=x onerror=alert(1)&gt;.png" in text
+
+
+def test_every_take_shows_side_by_side_with_the_pick_marked(
+    project: Project, chromium: Path, tmp_path: Path
+) -> None:
+    project.write(
+        head(seed=20, generate_audio=False)
+        + '  - id: opening\n    prompt: "Aerial view of Cotonou"\n    takes: 3\n    pick: 2\n'
+        + '  - id: statue\n    prompt: "The Amazon statue"\n'
+    )
+    project.apply()
+    project.run("report")
+    page = project.root / "report.html"
+    png = screenshot(chromium, page, tmp_path / "report.png", 1280, 400 + 3 * CARD_HEIGHT)
+    assert len(marker_rows(png, marker_colour(0))) * 4 >= 300
+    dom = dump_dom(chromium, page)
+    opening = cards(dom)["opening"]
+    takes = re.findall(
+        r'<figure class="take( picked)?" data-take="(\d)">(.*?)</figure>', opening, re.S
+    )
+    assert [(n, bool(p)) for p, n, _ in takes] == [("1", False), ("2", True), ("3", False)]
+    for _, number, html in takes:
+        assert html.count('src="data:image/jpeg;base64,') == 3  # first, middle, last
+        assert f"seed {19 + int(number)} · 260 credits" in html
+    assert '<code class="pick">tchavi-render pick opening 1</code>' in takes[0][2]
+    assert '<code class="pick">' not in takes[1][2]
+    assert 'href="renders/opening.takes/3.mp4"' in takes[2][2]
+    assert "<dt>seed</dt><dd>take 2 of 3, 21</dd>" in opening
+    assert "Takes" not in cards(dom)["statue"]
+    assert '<div class="value">1,040</div><div class="label">credits spent</div>' in dom
