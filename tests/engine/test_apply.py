@@ -170,6 +170,7 @@ def test_plan_json_and_markdown_formats(project: Project) -> None:
         "unchanged": 0,
         "delete": 0,
         "blocked": 0,
+        "wait": 0,
         "estimated_credits": 780,
     }
     assert set(doc["shots"][0]) == {"id", "action", "key", "estimated_credits", "reasons"}
