@@ -202,7 +202,8 @@ def test_a_render_finished_on_another_machine_meanwhile_is_not_paid_again(
     )
     result = b.apply("--concurrency", "1")
     a.finish(first)
-    assert "3 to create" in result.output  # planned while A's render was still running
+    # Planned while A's render was still running: A holds its claim, so B waits for it.
+    assert "2 to create" in result.output and "1 to wait for" in result.output
     assert "rendered meanwhile on another machine; from the remote cache" in result.output
     assert len(slow_emulator.jobs()) == 3
     assert sha256(b.output("harbour")) == sha256(a.output("harbour"))
