@@ -3,8 +3,9 @@
 Users edit, merge and review the lock, so anything in it that tchavi-render would not have
 written (merge-conflict markers, duplicate keys, wrong types, unknown keys, an output that
 is not a file it places) is a LockfileError naming FILE:LINE:COLUMN, all problems at once.
-This module reads the file (conflict markers, YAML, duplicate keys) and locates the
-problems; `lockcheck` checks the values.
+This module reads the file (conflict markers, YAML, duplicate keys), checks the document's
+shape (version, shots) and locates the problems; `lockcheck` checks each entry's values,
+`locktakes` a shot's takes.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 
 import yaml
 
-from tchavi_render.engine.lock import Lockfile
-from tchavi_render.engine.lockcheck import AT_KEY, LockChecker, PathKey
+from tchavi_render.engine.lock import LOCK_VERSION, LOCK_VERSIONS, LockEntry, Lockfile
+from tchavi_render.engine.lockcheck import AT_KEY, LockChecker, PathKey, kind
+from tchavi_render.engine.locktakes import take_entries
 from tchavi_render.errors import LockfileError
+from tchavi_render.spec.shot import ID_PATTERN
 
 __all__ = ["read_lock"]
 
@@ -50,7 +53,7 @@ def read_lock(path: Path) -> Lockfile:
     except (yaml.YAMLError, _Duplicate):
         raise _invalid(path, text, [((), "")]) from None
     checker = LockChecker()
-    lock = checker.lock(doc)
+    lock = _document(checker, doc)
     if checker.problems:
         raise _invalid(path, text, checker.problems)
     assert lock is not None
@@ -165,3 +168,61 @@ def _invalid(path: Path, text: str, problems: list[tuple[PathKey, str]]) -> Lock
 
 class _Duplicate(ValueError):
     """A key written twice in one mapping (a merge resolved by keeping both sides)."""
+
+
+def _document(check: LockChecker, doc: Any) -> Lockfile | None:
+    """The Lockfile of a lock document, or None when its shape is wrong."""
+    if doc is None:
+        return Lockfile()
+    if not isinstance(doc, dict):
+        check.bad(
+            (), f"the lock must be a mapping (version, credits_total, shots), got {kind(doc)}"
+        )
+        return None
+    for name in doc:
+        if name not in ("version", "credits_total", "shots"):
+            check.bad(
+                (name, AT_KEY),
+                f"unknown key {name!r}; a lock has version, credits_total and shots",
+            )
+    version = doc.get("version")
+    if version not in LOCK_VERSIONS or type(version) is not int:
+        newer = type(version) is int and version > LOCK_VERSION
+        check.bad(
+            ("version",),
+            f"version {version!r} was written by a newer tchavi-render; upgrade it"
+            if newer
+            else f"version must be {LOCK_VERSION}, got {version!r}",
+        )
+    check.count(doc, ("credits_total",), "credits_total", signed=True)
+    shots_doc = doc.get("shots")
+    if shots_doc is None:
+        shots_doc = {}
+    if not isinstance(shots_doc, dict):
+        check.bad(("shots",), f"shots must be a mapping of shot id to entry, got {kind(shots_doc)}")
+        return None
+    shots: dict[str, LockEntry] = {}
+    for shot_id, raw in shots_doc.items():
+        if isinstance(raw, dict) and ("takes" in raw or "pick" in raw) and version == 1:
+            check.bad(
+                ("shots", shot_id, "takes" if "takes" in raw else "pick", AT_KEY),
+                f"shot {shot_id!r}: takes are written in lock version {LOCK_VERSION}, "
+                "but this lock says version 1",
+            )
+        shots.update(_shot(check, shot_id, raw))
+    return Lockfile(shots=shots)
+
+
+def _shot(check: LockChecker, shot_id: Any, raw: Any) -> dict[str, LockEntry]:
+    """The entries of one shot: its own, and one per take that is not its pick."""
+    path: PathKey = ("shots", shot_id)
+    if not isinstance(shot_id, str) or not ID_PATTERN.match(shot_id):
+        check.bad((*path, AT_KEY), f"{shot_id!r} is not a shot id tchavi-render writes")
+        return {}
+    if not isinstance(raw, dict):
+        check.bad(path, f"shot {shot_id!r}: its entry must be a mapping, got {kind(raw)}")
+        return {}
+    if "takes" not in raw and "pick" not in raw:
+        entry = check.entry(shot_id, raw, path)
+        return {} if entry is None else {shot_id: entry}
+    return take_entries(check, shot_id, raw, path)
