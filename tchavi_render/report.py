@@ -1,6 +1,7 @@
 """The review page: one self-contained HTML file showing the storyboard, shot by shot.
 
-Frames are inlined as JPEG data URIs; videos are linked by a path relative to the page, so
+Frames are inlined as JPEG data URIs (drawn by `report_frames`; `report_compare` adds the
+earlier renders of `--compare`); videos are linked by a path relative to the page, so
 the page works from a checkout. This module gathers the page's values as plain text; the
 HTML is the autoescaping template `templates/report.html.j2`, which escapes every value it
 prints, and the page allows no scripts at all (Content-Security-Policy), so a prompt cannot
@@ -9,39 +10,28 @@ inject markup.
 
 from __future__ import annotations
 
-import base64
 import colorsys
-import dataclasses
 import functools
-import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, assert_never
+from typing import assert_never
 from urllib.parse import quote
 
 import jinja2
 
 from tchavi_render.api.models import MEDIA_SLOTS
-from tchavi_render.engine.diff import Render, SpecDiff
 from tchavi_render.engine.lock import LockEntry
 from tchavi_render.engine.plan import Plan, ShotTakes
 from tchavi_render.engine.status import ShotState, State, shot_states
+from tchavi_render.report_compare import Before, Comparison, before_of
+from tchavi_render.report_frames import Frames, frame_row, image_thumb, key_frames
 from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
+from tchavi_render.text import credits
 
-__all__ = [
-    "THUMB_WIDTH",
-    "BaseRender",
-    "Comparison",
-    "comparison",
-    "marker_colour",
-    "render_report",
-]
+__all__ = ["marker_colour", "render_report"]
 
-THUMB_WIDTH = 480  # px: sharp at the ~350 px a frame is shown at, on a 2x screen too
-REF_THUMB = 112
-_JPEG_QUALITY = 82
 _BADGE = {
     State.UP_TO_DATE: "ok",
     State.OUT_OF_DATE: "stale",
@@ -58,56 +48,6 @@ def marker_colour(index: int) -> str:
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
-@dataclass(frozen=True)
-class _Frames:
-    first: str  # data: URIs
-    middle: str
-    last: str
-
-
-@dataclass(frozen=True)
-class BaseRender:
-    """A shot's render at the revision compared with: its video, when a cache has it."""
-
-    shot_id: str  # the id at that revision (a renamed shot had another)
-    video: Path | None
-    missing: str  # why there is no video, when there is none
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What `report --compare REV` adds: the renders at REV of the shots whose bytes differ,
-    and the videos of this side found in a cache when the output file is not theirs."""
-
-    label: str  # the revision, as people read it: "main (1a2b3c4d5e6f)"
-    base: Mapping[str, BaseRender]  # by the shot's id in the spec
-    head: Mapping[str, Path | None] = dataclasses.field(default_factory=dict)
-
-
-def comparison(
-    diff: SpecDiff, label: str, find: Callable[[str, str], Path | None], where: str
-) -> Comparison:
-    """What the page compares with the revision `label`: every shot of both sides whose
-    rendered bytes differ (or that only this side rendered). `find(key, sha256)` is the
-    cached file of a render, or None; `where` names the caches it looked in."""
-    base: dict[str, BaseRender] = {}
-    head: dict[str, Path | None] = {}
-    for item in diff.shots:
-        if item.base is None or item.head is None:
-            continue
-        if item.render is Render.DIFFERENT and item.base.key and item.base.sha256:
-            video = find(item.base.key, item.base.sha256)
-            missing = f"Not in {where}: nothing to show of this render"
-            base[item.id] = BaseRender(item.base.id, video, missing)
-        elif item.render is Render.BASE_NOT_RENDERED:
-            base[item.id] = BaseRender(item.base.id, None, f"Not rendered at {label}")
-        else:
-            continue
-        if item.head.key and item.head.sha256:
-            head[item.id] = find(item.head.key, item.head.sha256)
-    return Comparison(label, base, head)
-
-
 def render_report(
     spec: LoadedSpec, plan: Plan, out: Path, compare: Comparison | None = None
 ) -> str:
@@ -118,7 +58,7 @@ def render_report(
     if compare is not None:
         for shot_id, found in compare.head.items():
             videos[shot_id] = videos.get(shot_id) or found
-    frames = {i: _key_frames(v) if v is not None else None for i, v in videos.items()}
+    frames = {i: key_frames(v) if v is not None else None for i, v in videos.items()}
     groups = plan.takes()
     cards = [
         _card(number, shot, states[shot.id], videos[shot.id], frames, spec, out, compare)
@@ -150,7 +90,7 @@ def _takes(shot: Shot, group: ShotTakes, spec: LoadedSpec, out: Path) -> tuple[_
             continue  # a take no longer asked for, or the old id of the new pick
         entry = rendered.get(row.key) if row.key else None
         video = _video_path(spec, entry)
-        drawn = _key_frames(video) if video is not None else None
+        drawn = key_frames(video) if video is not None else None
         if entry is None:
             note = "not rendered yet"
         elif video is None:
@@ -161,14 +101,10 @@ def _takes(shot: Shot, group: ShotTakes, spec: LoadedSpec, out: Path) -> tuple[_
             _Take(
                 number=row.take,
                 picked=row.take == shot.pick,
-                frames=(
-                    (("first", drawn.first), ("middle", drawn.middle), ("last", drawn.last))
-                    if drawn is not None
-                    else ()
-                ),
+                frames=frame_row(drawn),
                 note=note,
                 seed=str(row.shot.seed),
-                credits=_credits(entry.credits_used - entry.credits_refunded) if entry else "—",
+                credits=credits(entry.credits_used - entry.credits_refunded) if entry else "—",
                 href=_relative_url(video, out) if video is not None else None,
                 command=f"{command} {shot.id} {row.take}{spec_arg}",
             )
@@ -181,70 +117,6 @@ def _video_path(spec: LoadedSpec, entry: LockEntry | None) -> Path | None:
         return None
     path = spec.project_dir / entry.output.path
     return path if path.is_file() else None
-
-
-# -- frames ------------------------------------------------------------------------------
-
-
-def _key_frames(path: Path) -> _Frames | None:
-    """The first, middle and last frames, decoded in one pass; None when it does not decode."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            total = stream.frames or _estimated_frames(stream)
-            middle_at = total // 2
-            first = middle = last = None
-            for index, frame in enumerate(container.decode(stream)):
-                if index == 0:
-                    first = _frame_jpeg(frame)
-                if index == middle_at and total:
-                    middle = _frame_jpeg(frame)
-                last = frame
-            if first is None or last is None:
-                return None
-            end = _frame_jpeg(last)
-            return _Frames(first, middle or end, end)
-    except (av.FFmpegError, OSError, IndexError):
-        return None
-
-
-def _estimated_frames(stream: Any) -> int:
-    """Frames by duration x rate, for containers whose header does not count them."""
-    if stream.duration is None or stream.time_base is None or not stream.average_rate:
-        return 0
-    return int(stream.duration * stream.time_base * stream.average_rate)
-
-
-def _frame_jpeg(frame: Any) -> str:
-    return _jpeg(frame.to_image())
-
-
-def _jpeg(image: Any, width: int = THUMB_WIDTH) -> str:
-    from PIL import Image
-
-    image = image.convert("RGB")
-    if image.width > width:
-        height = max(1, round(image.height * width / image.width))
-        image = image.resize((width, height), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=_JPEG_QUALITY, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _image_thumb(media: LocalMedia) -> str | None:
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(media.path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.thumbnail((REF_THUMB * 2, REF_THUMB * 2))
-            return _jpeg(image, REF_THUMB * 2)
-    except Exception:
-        # Pillow raises many types for what it cannot read; the name is shown either way.
-        return None
 
 
 # -- the page's values ---------------------------------------------------------------------
@@ -273,16 +145,6 @@ class _Status:
     title: str
     action: str
     reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Before:
-    """The earlier render of a card's shot, beside its frames."""
-
-    label: str
-    shot_id: str
-    frames: tuple[tuple[str, str], ...]
-    no_frames: str
 
 
 @dataclass(frozen=True)
@@ -315,7 +177,7 @@ class _Card:
     references: tuple[_Reference, ...]
     settings: tuple[tuple[str, str], ...]
     render: _Render | None
-    before: _Before | None = None
+    before: Before | None = None
     takes: tuple[_Take, ...] = ()  # a shot of several takes: each of them, side by side
 
 
@@ -341,10 +203,6 @@ def _relative_url(target: Path, page: Path) -> str:
     return quote(Path(rel).as_posix())
 
 
-def _credits(n: int) -> str:
-    return f"{n:,}"
-
-
 def _seconds(value: float | int | None) -> str:
     if value is None:
         return "—"
@@ -365,11 +223,11 @@ def _media_name(media: Media) -> str:
             assert_never(media)
 
 
-def _reference_thumb(media: Media, frames: Mapping[str, _Frames | None]) -> str | None:
+def _reference_thumb(media: Media, frames: Mapping[str, Frames | None]) -> str | None:
     """A small picture of an image reference: the file, or the other shot's frame."""
     match media:
         case LocalMedia():
-            return _image_thumb(media) if media.kind == "image" else None
+            return image_thumb(media) if media.kind == "image" else None
         case UrlMedia():
             return None
         case ShotFrame():
@@ -385,7 +243,7 @@ def _reference_thumb(media: Media, frames: Mapping[str, _Frames | None]) -> str 
 _FRAME_LABELS = {"image_url": "first frame", "last_frame_image_url": "last frame"}
 
 
-def _references(shot: Shot, frames: Mapping[str, _Frames | None]) -> tuple[_Reference, ...]:
+def _references(shot: Shot, frames: Mapping[str, Frames | None]) -> tuple[_Reference, ...]:
     return tuple(
         _Reference(
             kind=_FRAME_LABELS.get(field) or MEDIA_SLOTS[field].kind,
@@ -401,7 +259,7 @@ def _card(
     shot: Shot,
     state: ShotState,
     video: Path | None,
-    all_frames: Mapping[str, _Frames | None],
+    all_frames: Mapping[str, Frames | None],
     spec: LoadedSpec,
     out: Path,
     compare: Comparison | None = None,
@@ -422,7 +280,7 @@ def _card(
             facts=(
                 ("length", _seconds(entry.output.duration)),
                 ("resolution", entry.output.resolution or "—"),
-                ("credits", _credits(entry.credits_used - entry.credits_refunded)),
+                ("credits", credits(entry.credits_used - entry.credits_refunded)),
             ),
             job=entry.job_id or "—",
         )
@@ -441,7 +299,7 @@ def _card(
         where=f"{_relative_name(spec, shot.location.file)}:{shot.location.line}",
         state=str(state.state),
         badge=_BADGE[state.state],
-        frames=_frame_row(frames),
+        frames=frame_row(frames),
         no_frames=no_frames,
         status=status,
         prompt=shot.prompt,
@@ -455,23 +313,8 @@ def _card(
             ("seed", _seed(shot, state)),
         ),
         render=render,
-        before=_before(shot.id, compare),
+        before=before_of(shot.id, compare),
     )
-
-
-def _frame_row(frames: _Frames | None) -> tuple[tuple[str, str], ...]:
-    if frames is None:
-        return ()
-    return (("first", frames.first), ("middle", frames.middle), ("last", frames.last))
-
-
-def _before(shot_id: str, compare: Comparison | None) -> _Before | None:
-    if compare is None or shot_id not in compare.base:
-        return None
-    base = compare.base[shot_id]
-    frames = _key_frames(base.video) if base.video is not None else None
-    missing = base.missing if base.video is None else "The video does not decode"
-    return _Before(compare.label, base.shot_id, _frame_row(frames), missing)
 
 
 def _seed(shot: Shot, state: ShotState) -> str:
@@ -516,9 +359,9 @@ def _page(
     tiles: tuple[_Tile, ...] = (
         _Tile("shots", str(len(shots)), ""),
         _Tile("up to date", f"{ready} / {len(shots)}", "ok" if ready == len(shots) else "warn"),
-        _Tile("credits spent", _credits(_net_credits(paid)), ""),
+        _Tile("credits spent", credits(_net_credits(paid)), ""),
         _Tile("running time", _seconds(round(running, 2)), ""),
-        _Tile("to render", f"{_credits(pending)} credits" if pending else "nothing", ""),
+        _Tile("to render", f"{credits(pending)} credits" if pending else "nothing", ""),
     )
     if compare is not None:
         tiles += (_Tile(f"renders changed since {compare.label}", str(len(compare.base)), ""),)

@@ -1,11 +1,12 @@
-"""Wording shared by every layer: the closest known name to a misspelt one."""
+"""Wording shared by every layer: the closest known name to a misspelt one, and credits as
+every page and table writes them."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
 
-__all__ = ["did_you_mean"]
+__all__ = ["credits", "did_you_mean"]
 
 
 def did_you_mean(value: object, choices: Sequence[str]) -> str:
@@ -18,3 +19,8 @@ def did_you_mean(value: object, choices: Sequence[str]) -> str:
         if value.lower() in lowered:
             close = [lowered[value.lower()]]
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def credits(n: int) -> str:
+    """A number of credits with thousands separators: 12,000."""
+    return f"{n:,}"

@@ -7,7 +7,8 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tchavi_render.cli.output import detail_lines, plan_notes, shot_head, summary_line
+from tchavi_render.cli.output import plan_notes, summary_line
+from tchavi_render.cli.plan_rows import detail_lines, shot_head
 from tchavi_render.engine.plan import Action, Plan
 
 if TYPE_CHECKING:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from tchavi_render.cli.output import credits, md_escape
+from tchavi_render.cli.output import md_escape
 from tchavi_render.engine.diff import Change, Render, ShotDiff, SpecDiff
+from tchavi_render.text import credits
 
 if TYPE_CHECKING:
     from tchavi_render.engine.revisions import Side

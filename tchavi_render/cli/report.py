@@ -18,7 +18,7 @@ from tchavi_render.cli.options import (
 
 if TYPE_CHECKING:
     from tchavi_render.engine.workspace import Workspace
-    from tchavi_render.report import Comparison
+    from tchavi_render.report_compare import Comparison
 
 __all__ = ["report"]
 
@@ -96,7 +96,7 @@ def _comparison(
     from tchavi_render.engine.cache import find_render
     from tchavi_render.engine.diff import diff_specs
     from tchavi_render.engine.revisions import WORKING_TREE, Repository, read_side
-    from tchavi_render.report import comparison
+    from tchavi_render.report_compare import comparison
 
     repo = Repository.around(ws.request.spec_path)
     revision = repo.revision(base)
