@@ -156,7 +156,7 @@ def cut_in_process(spec: Path, cache_dir: Path, out: Path, runs: int) -> list[fl
                     path,
                     entry.output.path,
                     item.trim,
-                    item.location,
+                    str(item.location),
                     info.duration,
                     info.width,
                     info.height,
