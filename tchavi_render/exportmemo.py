@@ -105,7 +105,8 @@ def read_memo(arguments: ExportArguments) -> Memo | None:
 
 def write_memo(
     arguments: ExportArguments,
-    files: Iterable[Path],
+    inputs: Iterable[Path],
+    outputs: Iterable[Path],
     clips: Sequence[ClipSource],
     warnings: Sequence[str],
     *,
@@ -113,17 +114,23 @@ def write_memo(
     backend: str,
 ) -> bool:
     """Write the memo when every file is settled (last changed SETTLED_NS before
-    `started_ns`, the clock when the export began); True when written. Any OSError (a
-    read-only project, a file gone) means no memo, never a failed export."""
+    `started_ns`, the clock when the export began); True when written. `inputs` are the
+    files the verdict read (spec, var files, templates, media, lock), `outputs` the renders
+    it vouched for: the only files a clip may be. Any OSError (a read-only project, a file
+    gone) means no memo, never a failed export."""
     try:
-        prints = {str(p): fingerprint(p) for p in sorted(set(files))}
-        if any(max(f[0], f[1]) > started_ns - SETTLED_NS for f in prints.values()):
+        groups = {
+            name: {str(p): fingerprint(p) for p in sorted(set(paths))}
+            for name, paths in (("inputs", inputs), ("outputs", outputs))
+        }
+        stamps = [f for group in groups.values() for f in group.values()]
+        if any(max(f[0], f[1]) > started_ns - SETTLED_NS for f in stamps):
             return False
         doc = {
             "format": MEMO_FORMAT,
             **arguments.as_json(),
             "backend": backend,
-            "files": {name: list(f) for name, f in prints.items()},
+            **{name: {n: list(f) for n, f in group.items()} for name, group in groups.items()},
             "clips": [_clip_json(c) for c in clips],
             "warnings": list(warnings),
         }
@@ -166,10 +173,10 @@ def _trusted(doc: Any, arguments: ExportArguments) -> Memo | None:
     expected = arguments.as_json()
     if any(doc.get(name) != value for name, value in expected.items()):
         return None
-    files = doc["files"]
-    if not isinstance(files, dict) or not files:
+    inputs, outputs = doc["inputs"], doc["outputs"]
+    if not isinstance(inputs, dict) or not isinstance(outputs, dict) or not outputs:
         return None
-    for name, recorded in files.items():
+    for name, recorded in (*inputs.items(), *outputs.items()):
         if not isinstance(name, str) or not _ints(recorded, 5):
             return None
         if fingerprint(Path(name)) != tuple(recorded):
@@ -178,10 +185,13 @@ def _trusted(doc: Any, arguments: ExportArguments) -> Memo | None:
     clips = []
     for item in doc["clips"]:
         clip = _clip(item)
-        # Only files the fingerprint covers, inside the project, are ever read.
+        # A clip is only ever a render the verdict vouched for, inside the project.
         if (
             clip is None
-            or str(clip.path) not in files
+            or str(clip.path) not in outputs
+            or str(clip.path) in inputs
+            or clip.path != project_dir / clip.display
+            or ".." in Path(clip.display).parts
             or not clip.path.resolve().is_relative_to(project_dir)
         ):
             return None

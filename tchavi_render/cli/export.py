@@ -164,16 +164,16 @@ def _ready_clips(
             outputs.append(ws.spec.project_dir / state.entry.output.path)
         if ws.spec.path != arguments.spec:
             return sources, None
-        files = [
+        inputs = [
             *ws.spec.sources,
             *(media.path for shot in ws.spec.shots for media in shot.local_media()),
             ws.lock_path,
-            *outputs,
         ]
         remember = functools.partial(
             write_memo,
             arguments,
-            files,
+            inputs,
+            outputs,
             sources,
             warnings,
             started_ns=started_ns,
