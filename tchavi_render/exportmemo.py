@@ -55,23 +55,31 @@ Fingerprint = tuple[int, int, int, int, int]  # mtime_ns, ctime_ns, size, ino, d
 
 @dataclass(frozen=True)
 class ExportArguments:
-    """What decides export's plan besides the files: the spec and the user's variables."""
+    """What decides export's plan besides the files: the spec and the user's variables,
+    and the paths as typed, which messages show (`tchavi.yaml:9:5: warning: ...`)."""
 
     spec: Path  # absolute, as the spec loader makes it (not resolved)
     variables: tuple[tuple[str, str], ...]
     var_files: tuple[Path, ...]  # resolved
+    typed: tuple[str, ...]  # the spec's and the var files' paths as given
 
     @classmethod
     def of(
-        cls, spec: Path, variables: Sequence[tuple[str, str]], var_files: Iterable[Path]
+        cls, spec: Path, variables: Sequence[tuple[str, str]], var_files: Sequence[Path]
     ) -> ExportArguments:
-        return cls(spec.absolute(), tuple(variables), tuple(p.resolve() for p in var_files))
+        return cls(
+            spec.absolute(),
+            tuple(variables),
+            tuple(p.resolve() for p in var_files),
+            tuple(str(p) for p in (spec, *var_files)),
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
             "spec": str(self.spec),
             "variables": [list(pair) for pair in self.variables],
             "var_files": [str(p) for p in self.var_files],
+            "typed": list(self.typed),
         }
 
 

@@ -145,9 +145,9 @@ def _ready_clips(
                     height=info.height,
                 )
             )
-        # The verdict read the spec's files, every shot's media, the lock and the renders of
-        # the clips and the shots they continue: it holds while none of them changes. When a
-        # shot it rests on is not up to date, the verdict also read the cache: no memo.
+        # The verdict read the spec's files, the assets, every shot's media, the lock and the
+        # renders of the clips and of the shots they continue: it holds while none of them
+        # changes. When a shot it rests on is not up to date, it read the cache too: no memo.
         shots = {shot.id: shot for shot in ws.spec.shots}
         closure: set[str] = set()
         todo = [item.shot_id for item in sequence]
@@ -166,6 +166,7 @@ def _ready_clips(
             return sources, None
         inputs = [
             *ws.spec.sources,
+            *ws.spec.assets,
             *(media.path for shot in ws.spec.shots for media in shot.local_media()),
             ws.lock_path,
         ]

@@ -17,7 +17,7 @@ from tchavi_render.spec.read import check_cli_vars, read_var_file, read_yaml, wa
 from tchavi_render.spec.repair import validate
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.sequence import resolve_sequence
-from tchavi_render.spec.shot import LoadedSpec, Shot
+from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Shot
 from tchavi_render.spec.targets import Asset, MediaTargets
 from tchavi_render.spec.template import FieldTemplates
 from tchavi_render.spec.yamlpos import PathKey
@@ -139,6 +139,11 @@ def _load(
         shots=tuple(shots),
         warnings=tuple(report.sorted(report.warnings)),
         sources=tuple(dict.fromkeys(sources)),
+        assets=tuple(
+            asset.media.path
+            for asset in targets.assets.values()
+            if isinstance(asset.media, LocalMedia)
+        ),
         sequence=sequence,
         cache=spec.cache,
     )

@@ -197,6 +197,8 @@ class LoadedSpec:
     warnings: tuple[Problem, ...] = ()
     # every file the shots depend on besides media: the spec, var files, templates
     sources: tuple[Path, ...] = field(default=())
+    # the local files `assets:` names, used by a shot or not (a missing one is an error)
+    assets: tuple[Path, ...] = field(default=())
     # the final cut: `sequence:` as written, else every shot whole in storyboard order
     sequence: tuple[SequenceItem, ...] = field(default=())
     cache: CacheSpec | None = None  # the `cache:` section: a remote cache (see engine/remote.py)

@@ -28,7 +28,7 @@ from .test_export_copy import frame_hashes, packets
 
 SPEC = (
     head(backend="local", seed=5, generate_audio=True).replace(
-        "shots:\n", "vars: {mood: Calm}\nshots:\n"
+        "shots:\n", "vars: {mood: Calm}\nassets: {spare: frames/spare.png}\nshots:\n"
     )
     + """\
   - id: harbour
@@ -67,8 +67,9 @@ def rendered(project: Project) -> Project:
     """Two shots rendered (one with a template, a var file and a local image), settled."""
     project.write(SPEC)
     project.write("at dawn", "light.j2")
-    project.write("hour: six\n", "vars.yaml")
+    project.write("hour: six\nextra: 2\n", "vars.yaml")  # a warning each, with the spec's
     png(project.root / "frames" / "harbour.png", (200, 120, 40))
+    png(project.root / "frames" / "spare.png", (0, 0, 0))
     project.apply(*VARS)
     settle()
     return project
@@ -105,7 +106,8 @@ def test_a_second_export_neither_loads_nor_plans_and_cuts_the_same_file(
     code, fast_output, slow = export(rendered, *VARS)
     assert code == 0 and not slow
     assert fast_output == slow_output
-    assert fast_output.startswith("Wrote final.mp4: 2 clips, 3.00 s, 854x480 at 24 fps")
+    assert "vars.yaml:2:1: warning: " in fast_output  # warnings are printed as before
+    assert "\nWrote final.mp4: 2 clips, 3.00 s, 854x480 at 24 fps" in fast_output
     fast_cut = rendered.root / "final.mp4"
     assert frame_hashes(fast_cut) == frame_hashes(slow_cut)
     assert packets(fast_cut) == packets(slow_cut)
@@ -165,6 +167,7 @@ CHANGES: dict[str, tuple[Callable[[Project], object], bool]] = {
         lambda p: png(p.root / "frames" / "harbour.png", (20, 60, 200)),
         False,
     ),
+    "unused asset deleted": (lambda p: (p.root / "frames" / "spare.png").unlink(), False),
     "lock rewritten by apply": (re_rendered, True),
     "output modified by hand": (lambda p: damaged_in_place(p.output("market")), False),
     "output replaced by another render": (
@@ -196,8 +199,9 @@ def test_editing_a_prompt_refuses_the_export_as_before(rendered: Project) -> Non
     same_size_edit(rendered.spec, "wakes up", "wakes UP")
     code, output, slow = export(rendered, *VARS)
     assert (code, slow) == (1, True)
-    assert output.startswith(
-        "Error: cannot export: 1 shot is not ready:\n  market: out of date (apply would "
+    assert (
+        "\nError: cannot export: 1 shot is not ready:\n  market: out of date (apply would "
+        in output
     )
 
 
@@ -207,8 +211,10 @@ def test_editing_a_prompt_refuses_the_export_as_before(rendered: Project) -> Non
         ("--var", "mood=Calm", *VARS),  # the spec's own value, but another request
         ("--var-file", "vars.yaml", "--var-file", "vars.yaml"),
         (),  # no var file: `hour` is undefined
+        ("../project/tchavi.yaml", *VARS),  # the same files, named otherwise in warnings
+        ("--var-file", "../project/vars.yaml"),
     ],
-    ids=["a --var", "a var file twice", "no var file"],
+    ids=["a --var", "a var file twice", "no var file", "spec spelled", "var file spelled"],
 )
 def test_other_arguments_take_the_slow_way(rendered: Project, arguments: tuple[str, ...]) -> None:
     assert export(rendered, *VARS)[0] == 0
