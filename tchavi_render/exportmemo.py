@@ -15,7 +15,12 @@ spec or arguments, a file changed, gone or unreadable) only sends export the slo
 which writes it anew. It is written only when every file it covers was last changed
 SETTLED_NS before the export began: a file changed again within the same timestamp tick
 (or during the export) could otherwise keep its fingerprint. Paths of clips are trusted
-only when the fingerprint covers them and they are inside the spec's directory.
+only when the fingerprint covers them as renders and they are inside the spec's directory.
+
+The cache directory is not part of it: a memo is only written when every shot the clips
+rest on is up to date, and such a verdict reads the lock and the files, never the cache
+(the cache's media index only remembers digests of files, by stat). Paths are stat'ed as
+the spec names them as well as where they resolve, so re-pointing a symlink shows.
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ def read_memo(arguments: ExportArguments) -> Memo | None:
         return _trusted(doc, arguments)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
+    except RuntimeError:  # a symlink loop, on resolving a path
+        return None
 
 
 def write_memo(
@@ -143,7 +150,7 @@ def write_memo(
             "warnings": list(warnings),
         }
         atomic_write_text(memo_path_for(arguments.spec), json.dumps(doc, indent=1) + "\n")
-    except OSError:
+    except (OSError, ValueError):
         return False
     return True
 

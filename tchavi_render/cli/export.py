@@ -166,7 +166,7 @@ def _ready_clips(
             return sources, None
         inputs = [
             *ws.spec.sources,
-            *ws.spec.assets,
+            *ws.spec.media_files,
             *(media.path for shot in ws.spec.shots for media in shot.local_media()),
             ws.lock_path,
         ]

@@ -17,7 +17,7 @@ from tchavi_render.spec.read import check_cli_vars, read_var_file, read_yaml, wa
 from tchavi_render.spec.repair import validate
 from tchavi_render.spec.reporter import Reporter
 from tchavi_render.spec.sequence import resolve_sequence
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Shot
+from tchavi_render.spec.shot import LoadedSpec, Shot
 from tchavi_render.spec.targets import Asset, MediaTargets
 from tchavi_render.spec.template import FieldTemplates
 from tchavi_render.spec.yamlpos import PathKey
@@ -131,6 +131,7 @@ def _load(
     sources = [absolute]
     sources += [p.absolute() for p in var_files]
     sources += sorted(templates.loader.loaded)
+    sources += templates.loader.named
     return LoadedSpec(
         path=absolute,
         project_dir=project_dir,
@@ -139,11 +140,7 @@ def _load(
         shots=tuple(shots),
         warnings=tuple(report.sorted(report.warnings)),
         sources=tuple(dict.fromkeys(sources)),
-        assets=tuple(
-            asset.media.path
-            for asset in targets.assets.values()
-            if isinstance(asset.media, LocalMedia)
-        ),
+        media_files=tuple(targets.named),
         sequence=sequence,
         cache=spec.cache,
     )

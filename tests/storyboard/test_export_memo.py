@@ -319,3 +319,27 @@ def test_a_read_only_project_exports_without_a_memo(rendered: Project) -> None:
         assert not memo(rendered).exists()
     finally:
         (rendered.root / ".tchavi").chmod(0o755)
+
+
+@pytest.mark.parametrize("name", ["frames/harbour.png", "light.j2"])
+def test_re_pointing_a_symlink_the_spec_names_takes_the_slow_way(
+    rendered: Project, name: str
+) -> None:
+    named = rendered.root / name
+    first = named.with_name("v1" + named.suffix)
+    named.rename(first)
+    named.symlink_to(first.name)  # the same bytes: every shot stays up to date
+    settle()
+    assert export(rendered, *VARS)[0] == 0
+    assert export(rendered, *VARS)[2] is False
+    second = named.with_name("v2" + named.suffix)
+    if named.suffix == ".png":
+        png(second, (20, 60, 200))
+    else:
+        second.write_text("at dusk")
+    link = named.with_name("link.tmp")
+    link.symlink_to(second.name)
+    link.replace(named)
+    code, output, slow = export(rendered, *VARS)
+    assert (code, slow) == (1, True)
+    assert "\nError: cannot export: 1 shot is not ready:\n  harbour: out of date" in output
