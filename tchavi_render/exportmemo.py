@@ -3,10 +3,11 @@
 `export` must refuse shots that are missing or out of date, and finding that out means
 loading the spec and planning: most of its time. Like make and DVC, the memo skips that
 work by stat. After an export whose every clip was up to date, it records the arguments
-that decide the plan besides files (`--var` values, resolved `--var-file` paths), the
-stat fingerprint of every file the verdict read (the spec, var files and templates, the
-local media of every shot, the lock, the output of every clip and of every shot they
-continue) and the clips and spec warnings the export used. The next export of the same
+that decide the plan besides files (`--var` values, resolved `--var-file` paths, and the
+paths as typed, which warnings show), the stat fingerprint of every file the verdict read
+(the spec, var files and templates, every local media file the spec names, the lock, the
+output of every clip and of every shot they continue) and the clips and spec warnings the
+export used. The next export of the same
 spec with the same arguments re-stats those files; when every fingerprint is equal it
 writes the cut from the memo, importing neither the spec loader nor the planner.
 
