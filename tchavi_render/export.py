@@ -28,7 +28,6 @@ from tchavi_render.remux import (
     reencoded,
     route_without_reading,
 )
-from tchavi_render.spec.shot import Location
 
 __all__ = [
     "AUDIO_RATE",
@@ -61,7 +60,7 @@ class ClipSource:
     path: Path  # the rendered MP4
     display: str  # the path as shown in messages (relative to the project)
     trim: tuple[float, float] | None
-    location: Location  # the sequence item (or the shot) it comes from
+    location: str  # where the sequence item (or the shot) is written: file:line:col
     duration: float  # seconds of video in the file
     width: int
     height: int

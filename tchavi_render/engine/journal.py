@@ -31,7 +31,7 @@ RECENT = 600.0
 
 
 def state_dir_for(spec_path: Path) -> Path:
-    """`.tchavi/` beside the spec: the journal and the apply lock (not committed)."""
+    """`.tchavi/` beside the spec: the journal, the apply lock, export's memo (not committed)."""
     return spec_path.parent / ".tchavi"
 
 

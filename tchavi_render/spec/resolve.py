@@ -131,6 +131,7 @@ def _load(
     sources = [absolute]
     sources += [p.absolute() for p in var_files]
     sources += sorted(templates.loader.loaded)
+    sources += templates.loader.named
     return LoadedSpec(
         path=absolute,
         project_dir=project_dir,
@@ -139,6 +140,7 @@ def _load(
         shots=tuple(shots),
         warnings=tuple(report.sorted(report.warnings)),
         sources=tuple(dict.fromkeys(sources)),
+        media_files=tuple(targets.named),
         sequence=sequence,
         cache=spec.cache,
     )

@@ -195,8 +195,12 @@ class LoadedSpec:
     output_dir: Path  # absolute
     shots: tuple[Shot, ...]
     warnings: tuple[Problem, ...] = ()
-    # every file the shots depend on besides media: the spec, var files, templates
+    # every file the shots depend on besides media: the spec, var files, templates (each
+    # as resolved and as named, so that re-pointing a symlink shows in its stat)
     sources: tuple[Path, ...] = field(default=())
+    # every local media file the spec names, as named (the shots' and the assets', used or
+    # not); a shot's LocalMedia.path is where it resolves to
+    media_files: tuple[Path, ...] = field(default=())
     # the final cut: `sequence:` as written, else every shot whole in storyboard order
     sequence: tuple[SequenceItem, ...] = field(default=())
     cache: CacheSpec | None = None  # the `cache:` section: a remote cache (see engine/remote.py)

@@ -38,6 +38,8 @@ class MediaTargets:
         self.report = report
         self.assets: dict[str, Asset] = {}
         self._local_cache: dict[str, LocalMedia | str] = {}
+        # every local file found, as named (before symlinks are followed): assets too
+        self.named: dict[Path, None] = {}
 
     def lookup(self, name: str) -> Media | None:
         """What `name` (an asset name, URL or local path) stands for; None if nothing."""
@@ -126,6 +128,8 @@ class MediaTargets:
         if cached is None:
             cached = self._probe_local(value)
             self._local_cache[value] = cached
+            if isinstance(cached, LocalMedia):
+                self.named.setdefault(self.project_dir / value)
         return cached
 
     def _probe_local(self, value: str) -> LocalMedia | str:

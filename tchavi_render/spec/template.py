@@ -244,13 +244,15 @@ class ProjectLoader(BaseLoader):
     """Loads `{% include %}` / `{% import %}` files from inside the project directory only.
 
     Names are relative to the project directory (the spec's folder). Every file read is
-    remembered in `loaded` (resolved path -> the path shown in messages).
+    remembered in `loaded` (resolved path -> the path shown in messages), and in `named`
+    as named (before symlinks are followed).
     """
 
     def __init__(self, project_dir: Path, display_dir: Path) -> None:
         self.project_dir = project_dir.resolve()
         self.display_dir = display_dir
         self.loaded: dict[Path, Path] = {}
+        self.named: dict[Path, None] = {}
 
     @property
     def shown_dir(self) -> str:
@@ -290,6 +292,7 @@ class ProjectLoader(BaseLoader):
             raise TemplateNotFound(template, f"cannot include {template!r}: it is too large")
         display = self.display_dir / target.relative_to(self.project_dir)
         self.loaded[target] = display
+        self.named.setdefault(self.project_dir / name)
         return source, str(display), lambda: True
 
 

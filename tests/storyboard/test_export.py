@@ -173,7 +173,7 @@ def test_export_needs_only_the_shots_in_its_sequence(project: Project) -> None:
 
 
 def test_a_trim_past_the_end_of_the_rendered_video_is_located() -> None:
-    where = Location(Path("tchavi.yaml"), 14, 5)
+    where = str(Location(Path("tchavi.yaml"), 14, 5))
     source = ClipSource(
         "auto", Path("renders/auto.mp4"), "renders/auto.mp4", (2.0, 9.0), where, 6.0, 854, 480
     )
@@ -186,7 +186,7 @@ def test_a_trim_past_the_end_of_the_rendered_video_is_located() -> None:
 
 
 def test_the_cut_takes_the_most_common_frame_size_and_the_first_on_a_tie() -> None:
-    where = Location(Path("tchavi.yaml"), 1, 1)
+    where = str(Location(Path("tchavi.yaml"), 1, 1))
 
     def clip(width: int, height: int) -> ClipSource:
         return ClipSource("s", Path("s.mp4"), "s.mp4", None, where, 1.0, width, height)
@@ -213,7 +213,7 @@ def square_x(image: Image.Image) -> int:
 def test_a_2_fps_video_is_resampled_to_24_fps_frame_by_frame(tmp_path: Path) -> None:
     video = tmp_path / "slow.mp4"
     video.write_bytes(make_media().mp4(6.0, (40, 40, 120), fps=2))
-    where = Location(tmp_path / "tchavi.yaml", 1, 1)
+    where = str(Location(tmp_path / "tchavi.yaml", 1, 1))
     source = ClipSource("slow", video, "slow.mp4", (1.0, 4.0), where, 6.0, 64, 36)
     result = write_cut([source], tmp_path / "cut.mp4")
     cut = decode(result.path)

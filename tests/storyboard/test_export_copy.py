@@ -27,7 +27,7 @@ from tests.support.specs import head
 
 from .conftest import Project
 
-WHERE = Location(Path("tchavi.yaml"), 9, 5)
+WHERE = str(Location(Path("tchavi.yaml"), 9, 5))
 
 
 @dataclass(frozen=True)
