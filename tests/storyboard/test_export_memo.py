@@ -312,17 +312,6 @@ def test_a_memo_that_cannot_be_written_leaves_export_working(rendered: Project) 
     assert export(rendered, *VARS) == (0, output, True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
-def test_a_read_only_project_exports_without_a_memo(rendered: Project) -> None:
-    (rendered.root / ".tchavi").chmod(0o555)
-    try:
-        code, output, slow = export(rendered, *VARS)
-        assert (code, slow) == (0, True), output
-        assert not memo(rendered).exists()
-    finally:
-        (rendered.root / ".tchavi").chmod(0o755)
-
-
 @pytest.mark.parametrize("name", ["frames/harbour.png", "light.j2"])
 def test_re_pointing_a_symlink_the_spec_names_takes_the_slow_way(
     rendered: Project, name: str
