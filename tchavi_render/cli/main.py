@@ -6,6 +6,7 @@ none of PyAV, starlette or rich.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -13,7 +14,7 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -98,21 +99,58 @@ def handle_errors(ctx: click.Context, call: Callable[[], Any]) -> Any:
     except TchaviRenderError as exc:
         click.echo(f"Error: {redact(str(exc))}", err=True)
         raise click.exceptions.Exit(exc.exit_code) from None
+    except OSError as exc:
+        problem = _environment_problem(exc)
+        if problem is None:
+            return _crash(ctx, exc)
+        click.echo(f"Error: {redact(problem)}", err=True)
+        raise click.exceptions.Exit(1) from None
     except Exception as exc:
-        log = _crash_log(exc)
-        if (ctx.obj or {}).get("debug"):
-            click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
-        click.echo(
-            f"Internal error: {type(exc).__name__}: {redact(str(exc))}\n"
-            f"This is a bug in tchavi-render. The traceback is in {log}; "
-            "please attach it to a bug report.",
-            err=True,
-        )
-        raise click.exceptions.Exit(70) from None
+        return _crash(ctx, exc)
     # A verb returns its exit code (an int); None means success.
     if isinstance(result, int) and result != 0:
         raise click.exceptions.Exit(result)
     return result
+
+
+# What the machine, not the code, is at fault for, and what to do about it.
+_ENVIRONMENT = {
+    errno.EEXIST: "something that is not a folder is in the way; move it aside",
+    errno.ENOTDIR: "a file stands where a folder is needed; move it aside",
+    errno.EISDIR: "a folder stands where a file is needed; move it aside",
+    errno.EACCES: "permission denied; check the owner and mode of that path",
+    errno.EPERM: "operation not permitted; check the owner and mode of that path",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "the disk is full; free some space",
+    errno.EDQUOT: "the disk quota is exhausted; free some space",
+}
+
+
+def _environment_problem(exc: OSError) -> str | None:
+    """One message for an OSError about a named path that the user can fix (a file where a
+    folder belongs, permissions, a full disk); None for anything else, which is a bug."""
+    hint = _ENVIRONMENT.get(exc.errno) if exc.errno is not None else None
+    if hint is None or exc.filename is None:
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    if exc.errno == errno.ENOTDIR:
+        # Name the file in the way, not the path below it.
+        path = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+    return f"cannot use {path}: {exc.strerror or 'error'}; {hint}"
+
+
+def _crash(ctx: click.Context, exc: BaseException) -> NoReturn:
+    """A bug: the traceback goes to a crash log, whose path is printed; exit 70."""
+    log = _crash_log(exc)
+    if (ctx.obj or {}).get("debug"):
+        click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
+    click.echo(
+        f"Internal error: {type(exc).__name__}: {redact(str(exc))}\n"
+        f"This is a bug in tchavi-render. The traceback is in {log}; "
+        "please attach it to a bug report.",
+        err=True,
+    )
+    raise click.exceptions.Exit(70) from None
 
 
 def main() -> None:

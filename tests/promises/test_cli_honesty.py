@@ -186,3 +186,17 @@ def test_the_live_table_shows_finished_shots_as_finished() -> None:
     printed = console.file.getvalue()  # type: ignore[attr-defined]
     assert "✔ rendered a (job job_1)" in printed
     assert "✔ collected c (job job_0)" in printed
+
+
+@pytest.mark.parametrize("verb", [("plan",), ("apply", "--yes")])
+def test_a_file_where_the_state_folder_belongs_is_named_not_a_crash(
+    project: Project, verb: tuple[str, ...]
+) -> None:
+    project.write(SPEC)
+    (project.root / ".tchavi").write_text("not a folder")
+    result = project.run(*verb, ok=False)
+    assert result.exit_code == 1, result.output
+    assert f"cannot use {project.root / '.tchavi'}" in result.output
+    assert "move it aside" in result.output
+    assert "Internal error" not in result.output and "Traceback" not in result.output
+    assert project.jobs() == []
