@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, assert_never
+from typing import Any
 
 from tchavi_render.api.pricing import estimate_credits
-from tchavi_render.engine.keys import UpstreamUnknown, canonical_json, key_request
+from tchavi_render.engine.keys import UpstreamUnknown, canonical_json, key_request, media_value
 from tchavi_render.engine.lock import Lockfile
 from tchavi_render.engine.reasons import FieldChange, field_changes, local_files
-from tchavi_render.spec.shot import LoadedSpec, LocalMedia, Media, Shot, ShotFrame, UrlMedia
+from tchavi_render.spec.shot import LoadedSpec, Media, Shot
 
 __all__ = ["Change", "Render", "ShotDiff", "ShotSide", "SpecDiff", "diff_specs"]
 
@@ -192,15 +192,8 @@ def _requests(spec: LoadedSpec, lock: Lockfile) -> dict[str, dict[str, Any]]:
 
 
 def _unrendered_value(media: Media) -> dict[str, str]:
-    match media:
-        case LocalMedia():
-            return {"sha256": media.sha256}
-        case UrlMedia():
-            return {"url": media.url}
-        case ShotFrame():
-            return {"frame": media.selector, "shot": media.shot}
-        case _:
-            assert_never(media)
+    """A frame of a shot not rendered on this side is named by its shot."""
+    return media_value(media, lambda frame: {"frame": frame.selector, "shot": frame.shot})
 
 
 def _side_json(side: ShotSide | None) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ __all__ = [
     "canonical_json",
     "key_request",
     "media_key_value",
+    "media_value",
     "shot_key",
 ]
 
@@ -32,21 +33,27 @@ def media_key_value(
     """What a media item contributes to the key: the bytes' digest, the URL as written, or
     for a frame of another shot, that shot's output digest and which frame."""
 
-    def value(media: Media) -> dict[str, str]:
-        match media:
-            case LocalMedia():
-                return {"sha256": media.sha256}
-            case UrlMedia():
-                return {"url": media.url}
-            case ShotFrame():
-                output = (upstream or {}).get(media.shot)
-                if output is None:
-                    raise UpstreamUnknown(media.shot)
-                return {"frame": media.selector, "shot_output": output}
-            case _:
-                assert_never(media)
+    def frame(media: ShotFrame) -> dict[str, str]:
+        output = (upstream or {}).get(media.shot)
+        if output is None:
+            raise UpstreamUnknown(media.shot)
+        return {"frame": media.selector, "shot_output": output}
 
-    return value
+    return lambda media: media_value(media, frame)
+
+
+def media_value(media: Media, frame: Callable[[ShotFrame], dict[str, str]]) -> dict[str, str]:
+    """A media item as a request's value: local bytes by digest, a URL as written, and a
+    frame of another shot as `frame` says (keys, seeds and diffs each say it their way)."""
+    match media:
+        case LocalMedia():
+            return {"sha256": media.sha256}
+        case UrlMedia():
+            return {"url": media.url}
+        case ShotFrame():
+            return frame(media)
+        case _:
+            assert_never(media)
 
 
 def key_request(shot: Shot, upstream: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import assert_never
 
 from tchavi_render.api.models import SEED_MAX, SEED_MIN
-from tchavi_render.engine.keys import KEY_SCHEME, canonical_json
-from tchavi_render.spec.shot import LocalMedia, Media, Shot, ShotFrame, UrlMedia
+from tchavi_render.engine.keys import KEY_SCHEME, canonical_json, media_value
+from tchavi_render.spec.shot import Media, Shot
 
 __all__ = [
     "TAKES_SEPARATOR",
@@ -56,15 +55,7 @@ def _seed_basis(media: Media) -> dict[str, str]:
     """What a media item contributes to a derived seed: what it is, never where an upstream
     shot's output came from, so a continuity shot's seeds do not move with its upstream
     shot's pick (its keys do) and a rename does not move them either."""
-    match media:
-        case LocalMedia():
-            return {"sha256": media.sha256}
-        case UrlMedia():
-            return {"url": media.url}
-        case ShotFrame():
-            return {"frame": media.selector}
-        case _:
-            assert_never(media)
+    return media_value(media, lambda frame: {"frame": frame.selector})
 
 
 def take_seed(shot: Shot, take: int) -> int:
