@@ -102,11 +102,11 @@ def handle_errors(ctx: click.Context, call: Callable[[], Any]) -> Any:
     except OSError as exc:
         problem = _environment_problem(exc)
         if problem is None:
-            return _crash(ctx, exc)
+            _crash(ctx, exc)
         click.echo(f"Error: {redact(problem)}", err=True)
         raise click.exceptions.Exit(1) from None
     except Exception as exc:
-        return _crash(ctx, exc)
+        _crash(ctx, exc)
     # A verb returns its exit code (an int); None means success.
     if isinstance(result, int) and result != 0:
         raise click.exceptions.Exit(result)

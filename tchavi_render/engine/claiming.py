@@ -26,9 +26,7 @@ __all__ = ["Coordinator", "Holding", "claimed_elsewhere"]
 
 def claimed_elsewhere(claim: Claim, *, following: bool) -> str:
     """What progress says of a shot another machine is paying for."""
-    where = f"in flight on host {claim.host}"
-    if claim.job_id is not None:
-        where += f", {claim.job_id}"
+    where = claim.where
     if following:
         return f"{where}; following that job"
     if claim.job_id is None:

@@ -47,6 +47,11 @@ class Claim:
     job_id: str | None = None
     failed: str | None = None  # why the holder's render failed, just before it lets go
 
+    @property
+    def where(self) -> str:
+        """Where the key is being rendered, as progress and plan say it."""
+        return f"in flight on host {self.host}" + (f", {self.job_id}" if self.job_id else "")
+
 
 @dataclass(frozen=True)
 class Held:
@@ -231,10 +236,9 @@ class Claims:
         claim = found[0] if found is not None else None
         if claim is None or claim.failed is not None or self.clock() - claim.renewed > self.ttl:
             return None
-        where = f"in flight on host {claim.host}" + (f", {claim.job_id}" if claim.job_id else "")
         if claim.job_id is not None and self.mine(claim):
-            return f"{where}; apply follows that job instead of paying for another"
-        return f"{where}; apply waits for its render in the remote cache instead of paying"
+            return f"{claim.where}; apply follows that job instead of paying for another"
+        return f"{claim.where}; apply waits for its render in the remote cache instead of paying"
 
     def take(self, key: str) -> Held | Claim | None:
         """Claim `key`: Held when this machine now holds it, the other machine's live Claim
